@@ -1,0 +1,106 @@
+"""Session settings: the keys `SET 'k' = 'v'` accepts, their defaults and their parsing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from streamsql.connectors.base import Option, parse_value
+from streamsql.errors import ConfigError, did_you_mean
+
+SETTINGS: tuple[Option, ...] = (
+    Option("parallelism.default", "int", 1, help="parallel instances of each stateful operator"),
+    Option(
+        "execution.batch-size", "int", 65536, help="most rows a source puts in one micro-batch"
+    ),
+    Option("pipeline.name", "string", "streamsql", help="the job's name in metrics and files"),
+    Option(
+        "pipeline.max-parallelism",
+        "int",
+        128,
+        help="key groups: the upper bound of parallelism keyed state can be rescaled to",
+    ),
+    Option("table.local-time-zone", "string", "UTC", help="time zone of TIMESTAMP_LTZ values"),
+    Option(
+        "table.exec.source.idle-timeout",
+        "duration",
+        0,
+        help="an input quiet for this long stops holding back the watermark (0: never)",
+    ),
+    Option(
+        "table.optimizer.disabled-rules",
+        "string",
+        "",
+        help="comma-separated optimizer rules to skip (for debugging)",
+    ),
+)
+
+
+def _validate_int(key: str, value: Any) -> None:
+    if key in ("parallelism.default", "execution.batch-size", "pipeline.max-parallelism"):
+        if value < 1:
+            raise ConfigError(f"'{key}' must be at least 1, got {value}", option=key)
+
+
+@dataclass
+class Settings:
+    """The session's current settings (mutable: SET and RESET change them)."""
+
+    values: dict[str, Any]
+
+    @classmethod
+    def defaults(cls) -> Settings:
+        return cls({o.name: o.default for o in SETTINGS})
+
+    def set(self, key: str, raw: str) -> None:
+        """Apply ``SET 'key' = 'raw'``; unknown keys are an error with a suggestion."""
+        option = next((o for o in SETTINGS if o.name == key), None)
+        if option is None:
+            raise ConfigError(
+                f"unknown setting '{key}'",
+                option=key,
+                hint=did_you_mean(key, [o.name for o in SETTINGS], "setting"),
+            )
+        value = parse_value(option, key, raw)
+        if option.kind == "int":
+            _validate_int(key, value)
+        if key == "pipeline.max-parallelism" and value > 32768:
+            raise ConfigError("'pipeline.max-parallelism' is at most 32768", option=key)
+        self.values[key] = value
+
+    def reset(self, key: str | None = None) -> None:
+        defaults = Settings.defaults().values
+        if key is None:
+            self.values = defaults
+        elif key in defaults:
+            self.values[key] = defaults[key]
+        else:
+            raise ConfigError(f"unknown setting '{key}'", option=key)
+
+    def update(self, pairs: Mapping[str, str]) -> None:
+        for k, v in pairs.items():
+            self.set(k, v)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    def copy(self) -> Settings:
+        return Settings(dict(self.values))
+
+    @property
+    def parallelism(self) -> int:
+        return int(self.values["parallelism.default"])
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.values["execution.batch-size"])
+
+    @property
+    def max_parallelism(self) -> int:
+        return int(self.values["pipeline.max-parallelism"])
+
+    @property
+    def disabled_rules(self) -> frozenset[str]:
+        raw = str(self.values.get("table.optimizer.disabled-rules") or "")
+        return frozenset(r.strip() for r in raw.split(",") if r.strip())

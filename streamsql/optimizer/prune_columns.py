@@ -1,0 +1,85 @@
+"""Rule: read and carry only the columns something downstream uses."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from sqlglot import exp
+
+from streamsql.optimizer.context import OptimizerContext
+from streamsql.plan.nodes import (
+    WINDOW_COLUMNS,
+    Filter,
+    PlanNode,
+    Project,
+    Scan,
+    WindowAggregate,
+    WindowTVF,
+    walk,
+)
+
+
+def prune_columns(roots: tuple[PlanNode, ...], ctx: OptimizerContext) -> tuple[PlanNode, ...]:
+    """Scans read fewer columns, projections drop unused expressions, and projections that
+    only pass their input through disappear.
+    """
+    order = walk(roots)
+    needed: dict[int, set[str]] = {id(r): set(r.schema.names) for r in roots}
+    for node in reversed(order):  # consumers before their inputs
+        want = needed.setdefault(id(node), set())
+        for child, cols in zip(node.inputs, _input_needs(node, want)):
+            needed.setdefault(id(child), set()).update(cols)
+
+    memo: dict[int, PlanNode] = {}
+
+    def rebuild(node: PlanNode) -> PlanNode:
+        if id(node) in memo:
+            return memo[id(node)]
+        inputs = tuple(rebuild(i) for i in node.inputs)
+        want = needed[id(node)]
+        result = _pruned(node, inputs, want, is_root=any(node is r for r in roots))
+        memo[id(node)] = result
+        return result
+
+    return tuple(rebuild(r) for r in roots)
+
+
+def _refs(e: exp.Expression) -> set[str]:
+    return {c.name for c in e.find_all(exp.Column)}
+
+
+def _input_needs(node: PlanNode, want: set[str]) -> list[set[str]]:
+    match node:
+        case Project():
+            kept = _kept(node, want)
+            return [set().union(*(_refs(e) for _, e in kept)) or set()]
+        case Filter():
+            return [want | _refs(node.condition)]
+        case WindowTVF():
+            return [(want - set(WINDOW_COLUMNS)) | {node.window.time_col}]
+        case WindowAggregate():
+            cols = {"window_start", "window_end", *node.keys}
+            for a in node.aggs:
+                cols |= {c for c in (a.arg, a.filter) if c}
+            return [cols]
+    return [set(i.schema.names) for i in node.inputs]
+
+
+def _kept(node: Project, want: set[str]) -> tuple[tuple[str, exp.Expression], ...]:
+    kept = tuple((n, e) for n, e in node.exprs if n in want)
+    return kept or node.exprs[:1]  # a batch needs at least one column to carry its rows
+
+
+def _pruned(node: PlanNode, inputs: tuple[PlanNode, ...], want: set[str], is_root: bool) -> PlanNode:
+    match node:
+        case Scan():
+            cols = tuple(c for c in node.columns if c in want) or node.columns[:1]
+            return node if cols == node.columns else dataclasses.replace(node, columns=cols)
+        case Project():
+            exprs = node.exprs if is_root else _kept(node, want)
+            project = Project(inputs[0], exprs, parallelism=node.parallelism)
+            if not is_root and project.is_identity():
+                return inputs[0]
+            return project
+    changed = any(a is not b for a, b in zip(inputs, node.inputs))
+    return node.with_inputs(*inputs) if changed else node

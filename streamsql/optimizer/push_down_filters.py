@@ -1,0 +1,100 @@
+"""Rule: move filters towards the sources so that fewer rows travel and are stored."""
+
+from __future__ import annotations
+
+import functools
+
+from sqlglot import exp
+
+from streamsql.expr import compile_expr
+from streamsql.optimizer.context import OptimizerContext
+from streamsql.plan.nodes import (
+    WINDOW_COLUMNS,
+    Filter,
+    PlanNode,
+    Project,
+    WindowAggregate,
+    WindowTVF,
+    transform_up,
+)
+
+
+def push_down_filters(roots: tuple[PlanNode, ...], ctx: OptimizerContext) -> tuple[PlanNode, ...]:
+    """Merge stacked filters and push conjuncts below projections, window assignment and
+    (for conditions on group keys only) below window aggregation.
+    """
+
+    def rewrite(node: PlanNode) -> PlanNode:
+        if not isinstance(node, Filter):
+            return node
+        child = node.input
+        match child:
+            case Filter():
+                return rewrite(Filter(child.input, _and([child.condition, node.condition])))
+            case Project() if _deterministic(child):
+                inlined = _inline(node.condition, dict(child.exprs))
+                return Project(rewrite(Filter(child.input, inlined)), child.exprs)
+            case WindowTVF():
+                down, keep = _split(node.condition, lambda c: not (c & set(WINDOW_COLUMNS)))
+                if not down:
+                    return node
+                pushed = WindowTVF(rewrite(Filter(child.input, _and(down))), child.window)
+                return Filter(pushed, _and(keep)) if keep else pushed
+            case WindowAggregate():
+                keys = set(child.keys)
+                down, keep = _split(node.condition, lambda c: bool(c) and c <= keys)
+                if not down:
+                    return node
+                pushed = WindowAggregate(
+                    rewrite(Filter(child.input, _and(down))), child.window, child.keys, child.aggs
+                )
+                return Filter(pushed, _and(keep)) if keep else pushed
+        return node
+
+    return transform_up(roots, rewrite)
+
+
+def conjuncts(e: exp.Expression) -> list[exp.Expression]:
+    if isinstance(e, exp.And):
+        return conjuncts(e.this) + conjuncts(e.expression)
+    if isinstance(e, exp.Paren):
+        return conjuncts(e.this)
+    return [e]
+
+
+def _and(parts: list[exp.Expression]) -> exp.Expression:
+    return functools.reduce(lambda a, b: exp.And(this=_paren(a), expression=_paren(b)), parts)
+
+
+def _paren(e: exp.Expression) -> exp.Expression:
+    return exp.Paren(this=e) if isinstance(e, exp.Or) else e
+
+
+def _columns(e: exp.Expression) -> set[str]:
+    return {c.name for c in e.find_all(exp.Column)}
+
+
+def _split(cond: exp.Expression, pushable) -> tuple[list[exp.Expression], list[exp.Expression]]:
+    down, keep = [], []
+    for c in conjuncts(cond):
+        (down if pushable(_columns(c)) else keep).append(c)
+    return down, keep
+
+
+def _deterministic(project: Project) -> bool:
+    schema = project.input.schema
+    return all(compile_expr(e, schema).deterministic for _, e in project.exprs)
+
+
+def _inline(cond: exp.Expression, exprs: dict[str, exp.Expression]) -> exp.Expression:
+    def sub(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Column) and node.name in exprs:
+            replacement = exprs[node.name].copy()
+            return replacement if _atomic(replacement) else exp.Paren(this=replacement)
+        return node
+
+    return cond.copy().transform(sub)
+
+
+def _atomic(e: exp.Expression) -> bool:
+    return isinstance(e, exp.Column | exp.Literal | exp.Anonymous | exp.Func | exp.Paren)

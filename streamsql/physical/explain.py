@@ -1,0 +1,45 @@
+"""EXPLAIN for job graphs: tasks, their parallelism, chained operators, edges, state."""
+
+from __future__ import annotations
+
+from streamsql.physical.graph import JobGraph, Task
+from streamsql.plan.nodes import Scan, Sink
+
+
+def explain_physical(graph: JobGraph) -> str:
+    lines = []
+    for task in graph.tasks:
+        lines.append(f"Task {task.id}: {task.name}  [parallelism={task.parallelism}]")
+        for edge in graph.inputs(task.id):
+            lines.append(f"  <- {edge.distribution.describe()} from Task {edge.source}")
+        for node in task.nodes:
+            lines.append(f"  {node.describe()}")
+        for table in task.state_tables():
+            instances = "0" if task.parallelism == 1 else f"0..{task.parallelism - 1}"
+            lines.append(f"  state: DuckDB table {table}_i{{{instances}}}")
+        watermark = _watermark(task)
+        if watermark:
+            lines.append(f"  watermark: {watermark}")
+        for node in task.nodes:
+            if isinstance(node, Sink):
+                lines.append(f"  delivery: {_guarantee(node)}")
+        for edge in graph.outputs(task.id):
+            lines.append(f"  -> {edge.distribution.describe()} to Task {edge.target}")
+    return "\n".join(lines)
+
+
+def _watermark(task: Task) -> str | None:
+    head = task.head
+    if isinstance(head, Scan) and head.table.watermark is not None:
+        return f"generated from {head.table.watermark.describe()}"
+    attr = task.tail.time_attr
+    return f"carried by column {attr}" if attr else None
+
+
+def _guarantee(node: Sink) -> str:
+    connector = node.table.connector
+    try:
+        sink_cls = type(connector).sink_class  # type: ignore[attr-defined]
+        return str(sink_cls.guarantee)
+    except AttributeError:
+        return "at-least-once"

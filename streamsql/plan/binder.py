@@ -1,0 +1,306 @@
+"""The binder: statements and sqlglot query trees become logical plans over the catalog."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlglot import exp
+
+from streamsql.catalog import Catalog, CatalogTable, CatalogView
+from streamsql.errors import BindError, PlanError, StreamSQLError
+from streamsql.parser import ast
+from streamsql.parser.spans import span_of
+from streamsql.plan.aggregate import AggregateBinder, contains_aggregate, is_aggregate
+from streamsql.plan.nodes import Collect, Filter, PlanNode, Project, Scan, Sink
+from streamsql.plan.scope import Scope, ScopeColumn
+from streamsql.plan.windows import bind_window_tvf, is_window_call
+from streamsql.types import sql_type_name
+
+
+class Binder:
+    """Binds queries against a catalog. One instance per statement."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self._expanding: list[str] = []  # views being expanded, to catch cycles
+
+    # -- statements ------------------------------------------------------------------------
+
+    def query(self, query: ast.Query) -> Collect:
+        """A SELECT statement: its rows go back to the caller."""
+        return Collect(self.bind_query(query.tree).node)
+
+    def insert(self, stmt: ast.Insert) -> Sink:
+        """``INSERT INTO t SELECT …``: columns matched by position, types cast to t's."""
+        table = self.catalog.table(stmt.table, stmt.span)
+        table.validate_for("sink")
+        scope = self.bind_query(stmt.query.tree)
+        target = table.physical_schema
+        names = list(stmt.columns) or target.names
+        unknown = [n for n in names if n not in target.names]
+        if unknown:
+            raise BindError(
+                f"table '{table.name}' has no column '{unknown[0]}'",
+                span=stmt.span,
+                hint=f"its columns are {', '.join(target.names)}",
+            )
+        source = scope.node.schema
+        if len(source) != len(names):
+            raise BindError(
+                f"INSERT INTO {table.name} needs {len(names)} columns "
+                f"({', '.join(names)}) but the query produces {len(source)} "
+                f"({', '.join(source.names)})",
+                span=stmt.query.span or stmt.span,
+            )
+        by_target = dict(zip(names, source.names))
+        exprs = []
+        for f in target:
+            if f.name in by_target:
+                src = by_target[f.name]
+                _check_castable(source.field(src).type, f.type, src, f.name, table.name, stmt)
+                exprs.append((f.name, exp.column(src, quoted=True)))
+            else:
+                exprs.append((f.name, exp.Null()))
+        return Sink(Project(scope.node, tuple(exprs)), table)
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def bind_query(self, tree: exp.Expression, ctes: dict[str, Scope] | None = None) -> Scope:
+        ctes = dict(ctes or {})
+        with_ = tree.args.get("with_") or tree.args.get("with")
+        if with_ is not None:
+            for cte in with_.expressions:
+                ctes[cte.alias] = self.bind_query(cte.this, ctes).requalified(cte.alias)
+        match tree:
+            case exp.Select():
+                return self._select(tree, ctes)
+            case exp.Subquery():
+                return self.bind_query(tree.this, ctes)
+            case exp.Union():
+                raise PlanError(
+                    "UNION is not supported yet", span=span_of(tree), hint="run each branch "
+                    "as its own INSERT INTO the same sink"
+                )
+            case _:
+                raise PlanError(f"{tree.key.upper()} queries are not supported", span=span_of(tree))
+
+    def _select(self, sel: exp.Select, ctes: dict[str, Scope]) -> Scope:
+        from_ = sel.args.get("from_") or sel.args.get("from")
+        if from_ is None:
+            raise PlanError(
+                "a streaming query needs a FROM clause", span=span_of(sel),
+                hint="read from a table, e.g. SELECT ... FROM my_table",
+            )
+        if sel.args.get("joins"):
+            raise PlanError(
+                "joins are not supported yet",
+                span=span_of(sel.args["joins"][0]),
+                hint="streamsql runs single-input queries so far",
+            )
+        scope = self._from_item(from_.this, ctes)
+        where = sel.args.get("where")
+        if where is not None:
+            cond = self.expr(where.this, scope)
+            scope = Scope(Filter(scope.node, cond), scope.columns, scope.window,
+                          scope.window_columns)
+        self._unsupported_clauses(sel)
+        aggregated = sel.args.get("group") is not None or any(
+            contains_aggregate(e) for e in sel.expressions
+        )
+        if aggregated:
+            return AggregateBinder(self, sel, scope).bind()
+        if sel.args.get("having") is not None:
+            raise BindError("HAVING needs GROUP BY", span=span_of(sel.args["having"]))
+        return self._project(sel, scope)
+
+    def _unsupported_clauses(self, sel: exp.Select) -> None:
+        for key, what, hint in (
+            ("distinct", "SELECT DISTINCT", "GROUP BY the window and the columns instead"),
+            ("order", "ORDER BY", "sort the result table, e.g. session.query(...).sort_by(...)"),
+            ("limit", "LIMIT", None),
+            ("qualify", "QUALIFY", None),
+        ):
+            node = sel.args.get(key)
+            if node is not None:
+                raise PlanError(
+                    f"{what} is not supported on streams yet", span=span_of(node), hint=hint
+                )
+        for e in sel.expressions:
+            if e.find(exp.Window):
+                raise PlanError(
+                    "OVER windows are not supported yet", span=span_of(e.find(exp.Window))
+                )
+
+    def _project(self, sel: exp.Select, scope: Scope) -> Scope:
+        outputs: list[tuple[str, exp.Expression]] = []
+        cols: list[ScopeColumn] = []
+        roles: dict[str, str] = {}
+        for item in sel.expressions:
+            if _is_star(item):
+                qualifier = item.table if isinstance(item, exp.Column) else None
+                for c in scope.star(qualifier or None, item):
+                    name = _unique(c.name, [n for n, _ in outputs])
+                    outputs.append((name, exp.column(c.internal, quoted=True)))
+                    cols.append(ScopeColumn(name, name))
+                    _track_window(scope, c.internal, name, roles)
+                continue
+            bound = self.expr(item, scope)
+            bound = bound.this if isinstance(bound, exp.Alias) else bound
+            name = self.output_name(item, len(outputs), [n for n, _ in outputs])
+            outputs.append((name, bound))
+            cols.append(ScopeColumn(name, name))
+            if isinstance(bound, exp.Column):
+                _track_window(scope, bound.name, name, roles)
+        node = Project(scope.node, tuple(outputs))
+        window = scope.window if {"start", "end"} <= set(roles) else None
+        return Scope(node, tuple(cols), window, roles if window else {})
+
+    def _from_item(self, item: exp.Expression, ctes: dict[str, Scope]) -> Scope:
+        alias = item.alias or None
+        match item:
+            case exp.Table() if isinstance(item.this, exp.Anonymous):
+                call = item.this
+                if str(call.this).upper() == "TABLE" and call.expressions:
+                    inner = call.expressions[0]
+                    if is_window_call(inner):
+                        return bind_window_tvf(self, inner, alias, ctes)
+                raise PlanError(
+                    f"table function {call.sql()} is not supported",
+                    span=span_of(call),
+                    hint="window table functions are TUMBLE, HOP and CUMULATE",
+                )
+            case exp.Table():
+                return self.relation(item.name, item, ctes, alias)
+            case exp.Subquery():
+                return self.bind_query(item.this, ctes).requalified(alias)
+            case _:
+                raise PlanError(f"unsupported FROM item {item.sql()}", span=span_of(item))
+
+    def relation(
+        self,
+        name: str,
+        at: exp.Expression,
+        ctes: dict[str, Scope],
+        alias: str | None = None,
+    ) -> Scope:
+        """The scope of a table, view or CTE named in FROM (or as a TVF's TABLE argument)."""
+        if name in ctes:
+            return ctes[name].requalified(alias or name)
+        try:
+            found = self.catalog.lookup(name, span_of(at))
+        except StreamSQLError:
+            if ctes:
+                raise BindError(
+                    f"unknown table, view or CTE '{name}'", span=span_of(at)
+                ) from None
+            raise
+        if isinstance(found, CatalogTable):
+            found.validate_for("source")
+            return Scope.of(Scan(found, tuple(found.schema.names)), alias or found.name)
+        return self._view(found, at).requalified(alias or found.name)
+
+    def _view(self, view: CatalogView, at: exp.Expression) -> Scope:
+        if view.name in self._expanding:
+            raise BindError(
+                f"view '{view.name}' refers to itself", span=span_of(at)
+            )
+        self._expanding.append(view.name)
+        try:
+            scope = self.bind_query(view.query.tree)
+        except StreamSQLError as e:
+            raise e.with_source(view.script) from None
+        finally:
+            self._expanding.pop()
+        if view.columns:
+            if len(view.columns) != len(scope.columns):
+                raise BindError(
+                    f"view '{view.name}' names {len(view.columns)} columns but its query "
+                    f"produces {len(scope.columns)}",
+                    span=span_of(at),
+                )
+            renamed = tuple(
+                ScopeColumn(n, c.internal, c.qualifiers) for n, c in zip(view.columns, scope.columns)
+            )
+            scope = Scope(scope.node, renamed, scope.window, scope.window_columns)
+        return scope
+
+    # -- expressions -----------------------------------------------------------------------
+
+    def expr(
+        self, e: exp.Expression, scope: Scope, *, allow_aggregates: bool = False
+    ) -> exp.Expression:
+        """``e`` with every column reference resolved against ``scope``."""
+        if not allow_aggregates:
+            found = next((n for n in e.walk() if is_aggregate(n)), None)
+            if found is not None:
+                raise BindError(
+                    f"aggregate function {found.sql_name()} is not allowed here",
+                    span=span_of(found),
+                    hint="aggregates belong in the SELECT list or HAVING of a GROUP BY query",
+                )
+        if e.find(exp.Subquery, exp.Exists):
+            raise PlanError(
+                "subqueries in expressions are not supported", span=span_of(e.find(exp.Subquery))
+            )
+
+        def resolve(node: exp.Expression) -> exp.Expression:
+            if isinstance(node, exp.Column | exp.Dot) and not _is_star(node):
+                if isinstance(node, exp.Dot) and not _is_path(node):
+                    return node
+                return scope.resolve(node)
+            return node
+
+        return e.copy().transform(resolve)
+
+    def output_name(self, item: exp.Expression, index: int, taken: list[str]) -> str:
+        """The name of a SELECT item: its alias, its column name, or EXPR$<index>."""
+        if isinstance(item, exp.Alias):
+            name = item.alias
+        elif isinstance(item, exp.Column):
+            name = item.name
+        elif isinstance(item, exp.Dot) and isinstance(item.expression, exp.Identifier):
+            name = item.expression.name
+        else:
+            name = f"EXPR${index}"
+        return _unique(name, taken)
+
+
+def _is_star(e: exp.Expression) -> bool:
+    return isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
+
+
+def _is_path(e: exp.Expression) -> bool:
+    while isinstance(e, exp.Dot):
+        e = e.this
+    return isinstance(e, exp.Column)
+
+
+def _unique(name: str, taken: list[str]) -> str:
+    if name not in taken:
+        return name
+    i = 0
+    while f"{name}{i}" in taken:
+        i += 1
+    return f"{name}{i}"
+
+
+def _track_window(scope: Scope, internal: str, name: str, roles: dict[str, str]) -> None:
+    for role, col in scope.window_columns.items():
+        if col == internal:
+            roles[role] = name
+
+
+def _check_castable(
+    src: pa.DataType, dst: pa.DataType, src_name: str, dst_name: str, table: str, stmt
+) -> None:
+    if src == dst or pa.types.is_null(src):
+        return
+    try:
+        pc.cast(pa.array([], type=src), dst)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise BindError(
+            f"column '{src_name}' is {sql_type_name(src)} but {table}.{dst_name} is "
+            f"{sql_type_name(dst)}",
+            span=stmt.query.span or stmt.span,
+            hint=f"CAST({src_name} AS {sql_type_name(dst)}) in the query",
+        ) from None

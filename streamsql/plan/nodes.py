@@ -1,0 +1,421 @@
+"""Logical plan nodes: immutable values that check themselves when they are built.
+
+Every node knows its output Arrow schema, its time attribute (the column whose watermark
+flows with the stream, if any) and its changelog mode. Optimizer rules rewrite nodes with
+``dataclasses.replace``; fields they fill in (``parallelism``, partition keys) default to
+"not decided yet".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
+
+import pyarrow as pa
+from sqlglot import exp
+
+from streamsql.expr import compile_expr, compile_predicate
+from streamsql.parser.dialect import to_sql
+from streamsql.types import TIME_TYPE, sql_type_name
+
+if TYPE_CHECKING:
+    from streamsql.catalog import CatalogTable
+
+APPEND = "append"
+WINDOW_COLUMNS = ("window_start", "window_end", "window_time")
+
+
+@dataclass(frozen=True, eq=False)
+class PlanNode:
+    """Base of every logical node."""
+
+    #: Distribution this node needs from its input: None (any), "hash", "singleton".
+    stateful: ClassVar[bool] = False
+
+    parallelism: int = field(default=0, kw_only=True)
+
+    @property
+    def inputs(self) -> tuple[PlanNode, ...]:
+        return ()
+
+    def with_inputs(self, *inputs: PlanNode) -> PlanNode:
+        return self
+
+    @property
+    def schema(self) -> pa.Schema:
+        raise NotImplementedError
+
+    @property
+    def time_attr(self) -> str | None:
+        return None
+
+    @property
+    def mode(self) -> str:
+        return APPEND
+
+    @property
+    def bounded(self) -> bool:
+        return all(i.bounded for i in self.inputs)
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def details(self) -> list[str]:
+        """``key=[value]`` items for EXPLAIN."""
+        return []
+
+    def describe(self, *, physical: bool = False) -> str:
+        items = self.details()
+        if physical and self.parallelism:
+            items.append(f"parallelism=[{self.parallelism}]")
+        return f"{self.name}({', '.join(items)})"
+
+
+def _one_input(cls):
+    """Give a single-input node ``inputs`` and ``with_inputs`` over its ``input`` field."""
+
+    def inputs(self) -> tuple[PlanNode, ...]:
+        return (self.input,)
+
+    def with_inputs(self, *inputs: PlanNode) -> PlanNode:
+        (new,) = inputs
+        return self if new is self.input else dataclasses.replace(self, input=new)
+
+    cls.inputs = property(inputs)
+    cls.with_inputs = with_inputs
+    return cls
+
+
+def _cols(names: tuple[str, ...] | list[str]) -> str:
+    return ", ".join(names)
+
+
+@dataclass(frozen=True, eq=False)
+class Scan(PlanNode):
+    """Read a table; ``columns`` are the (physical or computed) columns passed on."""
+
+    table: CatalogTable
+    columns: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        known = set(self.table.schema.names)
+        missing = [c for c in self.columns if c not in known]
+        assert not missing, f"Scan of {self.table.name} has no columns {missing}"
+
+    @property
+    def schema(self) -> pa.Schema:
+        full = self.table.schema
+        return pa.schema([full.field(c) for c in self.columns])
+
+    @property
+    def time_attr(self) -> str | None:
+        col = self.table.time_attribute
+        return col if col in self.columns else None
+
+    @property
+    def bounded(self) -> bool:
+        return self.table.connector.is_bounded(self.table.context)
+
+    def details(self) -> list[str]:
+        items = [f"table=[{self.table.name}]", f"fields=[{_cols(self.columns)}]"]
+        if self.table.watermark is not None:
+            items.append(f"watermark=[{self.table.watermark.describe()}]")
+        return items
+
+
+@dataclass(frozen=True, eq=False)
+@_one_input
+class Filter(PlanNode):
+    input: PlanNode
+    condition: exp.Expression
+
+    def __post_init__(self) -> None:
+        compile_predicate(self.condition, self.input.schema)
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self.input.schema
+
+    @property
+    def time_attr(self) -> str | None:
+        return self.input.time_attr
+
+    def details(self) -> list[str]:
+        return [f"where=[{to_sql(self.condition)}]"]
+
+
+@dataclass(frozen=True, eq=False)
+@_one_input
+class Project(PlanNode):
+    """Compute named expressions over the input (``SELECT`` list, casts, renames)."""
+
+    input: PlanNode
+    exprs: tuple[tuple[str, exp.Expression], ...]
+    _schema: pa.Schema = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        names = [n for n, _ in self.exprs]
+        assert len(set(names)) == len(names), f"duplicate output names {names}"
+        in_schema = self.input.schema
+        fields = [pa.field(n, compile_expr(e, in_schema).type) for n, e in self.exprs]
+        object.__setattr__(self, "_schema", pa.schema(fields))
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self._schema
+
+    @property
+    def time_attr(self) -> str | None:
+        src = self.input.time_attr
+        for name, e in self.exprs:
+            if isinstance(e, exp.Column) and e.name == src:
+                return name
+        return None
+
+    def is_identity(self) -> bool:
+        names = self.input.schema.names
+        return [n for n, _ in self.exprs] == names and all(
+            isinstance(e, exp.Column) and e.name == n for n, e in self.exprs
+        )
+
+    def details(self) -> list[str]:
+        parts = []
+        for name, e in self.exprs:
+            text = to_sql(e)
+            parts.append(text if text in (name, f"`{name}`") else f"{text} AS {name}")
+        return [f"select=[{', '.join(parts)}]"]
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """A window table function: TUMBLE(size), HOP(slide, size), CUMULATE(step, size)."""
+
+    kind: str  # TUMBLE | HOP | CUMULATE
+    time_col: str
+    size_ms: int
+    slide_ms: int = 0  # HOP slide, CUMULATE step
+    offset_ms: int = 0
+
+    def __post_init__(self) -> None:
+        assert self.kind in ("TUMBLE", "HOP", "CUMULATE"), self.kind
+        assert self.size_ms > 0
+
+    def describe(self) -> str:
+        def ms(v: int) -> str:
+            for unit, n in (("d", 86_400_000), ("h", 3_600_000), ("min", 60_000), ("s", 1000)):
+                if v % n == 0:
+                    return f"{v // n} {unit}"
+            return f"{v} ms"
+
+        args = [f"time_col=[{self.time_col}]"]
+        if self.kind == "HOP":
+            args += [f"slide=[{ms(self.slide_ms)}]", f"size=[{ms(self.size_ms)}]"]
+        elif self.kind == "CUMULATE":
+            args += [f"step=[{ms(self.slide_ms)}]", f"max_size=[{ms(self.size_ms)}]"]
+        else:
+            args.append(f"size=[{ms(self.size_ms)}]")
+        if self.offset_ms:
+            args.append(f"offset=[{ms(self.offset_ms)}]")
+        return f"{self.kind}({', '.join(args)})"
+
+    @property
+    def windows_per_row(self) -> int:
+        if self.kind == "TUMBLE":
+            return 1
+        return -(-self.size_ms // self.slide_ms)
+
+
+@dataclass(frozen=True, eq=False)
+@_one_input
+class WindowTVF(PlanNode):
+    """Assign rows to windows: adds window_start, window_end and window_time."""
+
+    input: PlanNode
+    window: WindowSpec
+
+    @property
+    def schema(self) -> pa.Schema:
+        base = self.input.schema
+        for name in WINDOW_COLUMNS:
+            base = base.append(pa.field(name, TIME_TYPE))
+        return base
+
+    @property
+    def time_attr(self) -> str | None:
+        return "window_time"
+
+    def details(self) -> list[str]:
+        return [f"window=[{self.window.describe()}]"]
+
+
+@dataclass(frozen=True)
+class AggCall:
+    """One aggregate: ``func(DISTINCT? arg) FILTER (WHERE filter) AS name``.
+
+    ``arg`` and ``filter`` name input columns (the binder projects expressions first).
+    """
+
+    func: str  # COUNT | SUM | MIN | MAX | AVG
+    arg: str | None
+    name: str
+    type: pa.DataType
+    distinct: bool = False
+    filter: str | None = None
+
+    def describe(self) -> str:
+        inner = ("DISTINCT " if self.distinct else "") + (self.arg or "*")
+        text = f"{self.func}({inner})"
+        if self.filter:
+            text += f" FILTER (WHERE {self.filter})"
+        return f"{text} AS {self.name}"
+
+
+@dataclass(frozen=True, eq=False)
+@_one_input
+class WindowAggregate(PlanNode):
+    """Aggregate per window and key; each window is emitted once when the watermark passes
+    its end. The input carries window_start/window_end (from a WindowTVF).
+    """
+
+    stateful: ClassVar[bool] = True
+
+    input: PlanNode
+    window: WindowSpec
+    keys: tuple[str, ...]
+    aggs: tuple[AggCall, ...]
+    partition_keys: tuple[str, ...] | None = None  # decided by choose_grouping_keys
+
+    def __post_init__(self) -> None:
+        names = set(self.input.schema.names)
+        for needed in ("window_start", "window_end", *self.keys):
+            assert needed in names, f"WindowAggregate input lacks {needed}"
+
+    @property
+    def schema(self) -> pa.Schema:
+        inp = self.input.schema
+        fields = [pa.field(n, TIME_TYPE) for n in WINDOW_COLUMNS]
+        fields += [inp.field(k) for k in self.keys]
+        fields += [pa.field(a.name, a.type) for a in self.aggs]
+        return pa.schema(fields)
+
+    @property
+    def time_attr(self) -> str | None:
+        return "window_time"
+
+    def details(self) -> list[str]:
+        items = [f"window=[{self.window.describe()}]"]
+        if self.keys:
+            items.append(f"groupBy=[{_cols(self.keys)}]")
+        items.append(f"select=[{', '.join(a.describe() for a in self.aggs)}]")
+        items.append("emit=[on window close]")
+        return items
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """How an Exchange routes rows: hash(keys), round_robin, singleton, broadcast."""
+
+    kind: str
+    keys: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        return f"hash[{_cols(self.keys)}]" if self.kind == "hash" else self.kind
+
+
+@dataclass(frozen=True, eq=False)
+@_one_input
+class Exchange(PlanNode):
+    """Redistribute rows between operator instances (inserted by the optimizer)."""
+
+    input: PlanNode
+    distribution: Distribution
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self.input.schema
+
+    @property
+    def time_attr(self) -> str | None:
+        return self.input.time_attr
+
+    def details(self) -> list[str]:
+        return [f"distribution=[{self.distribution.describe()}]"]
+
+
+@dataclass(frozen=True, eq=False)
+@_one_input
+class Sink(PlanNode):
+    """Write into a table (INSERT INTO); the input already has the table's column types."""
+
+    input: PlanNode
+    table: CatalogTable
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self.input.schema
+
+    def details(self) -> list[str]:
+        return [
+            f"table=[{self.table.name}]",
+            f"connector=[{self.table.connector.describe(self.table.context)}]",
+            f"fields=[{_cols(self.schema.names)}]",
+        ]
+
+
+@dataclass(frozen=True, eq=False)
+@_one_input
+class Collect(PlanNode):
+    """Hand the result rows to the caller (a SELECT run from the API, CLI or shell)."""
+
+    input: PlanNode
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self.input.schema
+
+    def details(self) -> list[str]:
+        return [f"fields=[{_cols(self.schema.names)}]"]
+
+
+def schema_text(schema: pa.Schema) -> str:
+    return ", ".join(f"{f.name} {sql_type_name(f.type)}" for f in schema)
+
+
+def walk(roots: tuple[PlanNode, ...] | PlanNode) -> list[PlanNode]:
+    """Every node reachable from the roots, each once, inputs before their consumers."""
+    if isinstance(roots, PlanNode):
+        roots = (roots,)
+    seen: set[int] = set()
+    order: list[PlanNode] = []
+
+    def visit(node: PlanNode) -> None:
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        for child in node.inputs:
+            visit(child)
+        order.append(node)
+
+    for root in roots:
+        visit(root)
+    return order
+
+
+def transform_up(roots: tuple[PlanNode, ...], fn) -> tuple[PlanNode, ...]:
+    """Rebuild the plan bottom-up with ``fn(node) -> node``; shared nodes stay shared."""
+    memo: dict[int, PlanNode] = {}
+
+    def visit(node: PlanNode) -> PlanNode:
+        if id(node) in memo:
+            return memo[id(node)]
+        new_inputs = tuple(visit(i) for i in node.inputs)
+        rebuilt = node
+        if any(a is not b for a, b in zip(new_inputs, node.inputs)):
+            rebuilt = node.with_inputs(*new_inputs)
+        result = fn(rebuilt)
+        memo[id(node)] = result
+        return result
+
+    return tuple(visit(r) for r in roots)

@@ -1,0 +1,1 @@
+"""The runtime: operators, the driver that moves batches and watermarks, metrics."""

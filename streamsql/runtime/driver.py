@@ -1,0 +1,172 @@
+"""The deterministic driver: runs a job on one thread, batch by batch, in a fixed order.
+
+It reads one batch from each source in turn and pushes it depth-first through the graph;
+after each batch the source's watermark moves on. An instance's watermark is the minimum
+over all its inputs (every upstream instance on every input edge), and rows an operator
+fires on a watermark reach downstream before the watermark itself. At the end of a bounded
+input the watermark becomes +inf, every window fires, and the instances close in order.
+This driver is the reference: every other executor must give the same results.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pyarrow as pa
+
+from streamsql.errors import ExecError, StreamSQLError
+from streamsql.runtime.job import Instance, Job, JobResult
+from streamsql.runtime.timeutil import MAX_WATERMARK
+
+#: How long to wait when every unbounded source had nothing to deliver.
+IDLE_SLEEP_S = 0.005
+
+
+class Driver:
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.graph = job.graph
+        self.out_edges = {t.id: self.graph.outputs(t.id) for t in self.graph.tasks}
+        self.edge_index = {e: i for i, e in enumerate(self.graph.edges)}
+        self.sources = [i for i in job.all_instances() if i.reader is not None]
+        self.stopped = False
+
+    # -- running ---------------------------------------------------------------------------
+
+    def run(self) -> JobResult:
+        """Run to the end of the input (bounded jobs) and return the job's result."""
+        for _ in self.steps():
+            pass
+        return self.job.result()
+
+    def steps(self) -> Iterator[None]:
+        """Run one round (a batch from each source) per iteration. Closing the iterator
+        stops the job cleanly: sinks publish what they have written.
+        """
+        self._open()
+        finished = False
+        try:
+            active = list(self.sources)
+            while active and not self.stopped:
+                progressed = False
+                for src in list(active):
+                    batch = self._read(src)
+                    if batch is None:
+                        active.remove(src)
+                        self._finish_source(src)
+                        progressed = True
+                    elif batch.num_rows:
+                        self._source_batch(src, batch)
+                        progressed = True
+                if not progressed:
+                    time.sleep(IDLE_SLEEP_S)
+                yield
+            finished = not self.stopped
+        finally:
+            self.job.finished = time.perf_counter()
+            if not finished:
+                self._stop()
+            self._release()
+
+    def stop(self) -> None:
+        """Ask a running job to stop after the current round."""
+        self.stopped = True
+
+    # -- sources -----------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        for inst in self.job.all_instances():
+            inst.chain.open(inst.chain.contexts[0])
+            if inst.reader is not None:
+                inst.reader.open()
+
+    def _read(self, src: Instance) -> pa.RecordBatch | None:
+        assert src.reader is not None
+        return src.reader.read()
+
+    def _source_batch(self, src: Instance, batch: pa.RecordBatch) -> None:
+        self._deliver(src, batch, 0)
+        assert src.scan is not None
+        if src.scan.watermark > src.watermark:
+            self._advance(src, src.scan.watermark)
+
+    def _finish_source(self, src: Instance) -> None:
+        assert src.reader is not None
+        src.reader.close()
+        self._advance(src, MAX_WATERMARK)
+        self._close(src)
+
+    # -- moving batches and watermarks -------------------------------------------------------
+
+    def _deliver(self, inst: Instance, batch: pa.RecordBatch, port: int) -> None:
+        try:
+            out = inst.chain.process_batch(batch, port)
+        except StreamSQLError:
+            raise
+        except Exception as e:  # an operator bug or a data error without a message of its own
+            raise ExecError(f"{inst.label} failed: {type(e).__name__}: {e}") from e
+        self._emit(inst, out)
+
+    def _emit(self, inst: Instance, batches: list[pa.RecordBatch]) -> None:
+        if not batches:
+            return
+        for edge in self.out_edges[inst.task.id]:
+            router = self.job.routers[edge]
+            targets = self.job.instances[edge.target]
+            for batch in batches:
+                for target, part in router.route(batch, inst.index):
+                    self._deliver(targets[target], part, edge.input_index)
+
+    def _advance(self, inst: Instance, watermark: int) -> None:
+        if watermark <= inst.watermark:
+            return
+        inst.watermark = watermark
+        self._emit(inst, inst.chain.on_watermark(watermark))
+        for edge in self.out_edges[inst.task.id]:
+            key = (self.edge_index[edge], inst.index)
+            for target in self.job.instances[edge.target]:
+                self._input_watermark(target, key, watermark)
+
+    def _input_watermark(self, inst: Instance, key: tuple[int, int], watermark: int) -> None:
+        if watermark <= inst.input_watermarks[key]:
+            return
+        inst.input_watermarks[key] = watermark
+        self._advance(inst, min(inst.input_watermarks.values()))
+
+    def _end_input(self, inst: Instance, key: tuple[int, int]) -> None:
+        self._input_watermark(inst, key, MAX_WATERMARK)
+        inst.open_inputs.discard(key)
+        if not inst.open_inputs:
+            self._close(inst)
+
+    def _close(self, inst: Instance) -> None:
+        if inst.closed:
+            return
+        inst.closed = True
+        self._emit(inst, inst.chain.close())
+        for edge in self.out_edges[inst.task.id]:
+            key = (self.edge_index[edge], inst.index)
+            for target in self.job.instances[edge.target]:
+                self._end_input(target, key)
+
+    # -- stopping ------------------------------------------------------------------------------
+
+    def _stop(self) -> None:
+        """Stopped before the end: publish what sinks hold, without firing open windows."""
+        for inst in self.job.all_instances():
+            if inst.reader is not None:
+                inst.reader.close()
+            if not inst.closed:
+                inst.chain.stop()
+
+    def _release(self) -> None:
+        for inst in self.job.all_instances():
+            for m in inst.metrics:
+                m.watermark = inst.watermark
+        try:
+            for inst in self.job.all_instances():
+                for k, v in inst.chain.describe_state().items():
+                    inst.metrics[0].extra[k] = v
+        except Exception:  # state may already be gone after a failure; metrics are best-effort
+            pass

@@ -1,0 +1,193 @@
+"""A job: the job graph instantiated — operator chains, sources, routers — and its result."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from streamsql.config import Settings
+from streamsql.connectors.base import Source, SourceContext
+from streamsql.physical.graph import Edge, JobGraph, Task
+from streamsql.plan.nodes import Collect, Scan
+from streamsql.runtime.exchange import Router
+from streamsql.runtime.metrics import OperatorMetrics
+from streamsql.runtime.operators import Chain, OperatorContext, ResultBuffer, create_operator
+from streamsql.runtime.operators.scan import ScanOperator
+from streamsql.runtime.timeutil import MIN_WATERMARK, format_ms
+from streamsql.state import StateStore
+
+
+@dataclass(eq=False)
+class Instance:
+    """One parallel instance of a task: its operator chain and its input bookkeeping."""
+
+    task: Task
+    index: int
+    chain: Chain
+    metrics: list[OperatorMetrics]
+    reader: Source | None = None
+    scan: ScanOperator | None = None
+    input_watermarks: dict[tuple[int, int], int] = field(default_factory=dict)
+    open_inputs: set[tuple[int, int]] = field(default_factory=set)
+    watermark: int = MIN_WATERMARK
+    closed: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"[{self.task.id}] {self.task.name} #{self.index}"
+
+
+@dataclass
+class JobResult:
+    """What a finished (or stopped) job did: per-operator counters and totals."""
+
+    name: str
+    elapsed_s: float
+    operators: list[OperatorMetrics]
+    sources: dict[str, dict[str, int]]
+    watermarks: dict[str, int] = field(default_factory=dict)
+
+    def _sum(self, attr: str) -> int:
+        return sum(getattr(m, attr) for m in self.operators)
+
+    @property
+    def late_rows_dropped(self) -> int:
+        return self._sum("late_rows_dropped")
+
+    @property
+    def rows_read(self) -> int:
+        return sum(c.get("rows_read", 0) for c in self.sources.values())
+
+    @property
+    def parse_errors_skipped(self) -> int:
+        return sum(c.get("parse_errors_skipped", 0) for c in self.sources.values())
+
+    @property
+    def rows_written(self) -> int:
+        return sum(m.extra.get("rows_written", 0) for m in self.operators)
+
+    def counters(self) -> list[dict[str, object]]:
+        """One row per operator instance (rows in/out, batches, late rows, ...)."""
+        return [m.as_dict() for m in self.operators]
+
+    def by_operator(self) -> list[dict[str, object]]:
+        """Counters summed over the instances of each operator."""
+        merged: dict[tuple[int, str], dict[str, object]] = {}
+        for m in self.operators:
+            row = merged.setdefault(
+                (m.task_id, m.name), {"task": m.task_id, "operator": m.name, "instances": 0}
+            )
+            row["instances"] = int(row["instances"]) + 1
+            for k, v in m.as_dict().items():
+                if k in ("task", "operator", "instance"):
+                    continue
+                row[k] = int(row.get(k, 0)) + int(v)  # type: ignore[call-overload]
+        return list(merged.values())
+
+    def summary(self) -> str:
+        rate = self.rows_read / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        parts = [
+            f"{self.rows_read:,} rows read",
+            f"{self.rows_written:,} rows written",
+            f"{self.late_rows_dropped:,} late rows dropped",
+        ]
+        if self.parse_errors_skipped:
+            parts.append(f"{self.parse_errors_skipped:,} malformed rows skipped")
+        parts.append(f"{self.elapsed_s:.2f} s ({rate:,.0f} rows/s)")
+        return "job finished: " + ", ".join(parts)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+class Job:
+    """Instantiates a job graph: one Chain per task instance, readers for source tasks and
+    a Router per edge. The driver runs it.
+    """
+
+    def __init__(
+        self,
+        graph: JobGraph,
+        settings: Settings,
+        state: StateStore,
+        *,
+        name: str = "job",
+        stdout: TextIO | None = None,
+        results: ResultBuffer | None = None,
+    ) -> None:
+        self.graph = graph
+        self.settings = settings
+        self.state = state
+        self.name = name
+        self.stdout = stdout
+        self.results = results
+        self.instances: dict[int, list[Instance]] = {}
+        self.routers: dict[Edge, Router] = {}
+        self.started = time.perf_counter()
+        self.finished: float | None = None
+        for task in graph.tasks:
+            self.instances[task.id] = [self._instance(task, i) for i in range(task.parallelism)]
+        for edge in graph.edges:
+            consumers = graph.task(edge.target).parallelism
+            self.routers[edge] = Router(edge, consumers, settings.max_parallelism)
+            for target in self.instances[edge.target]:
+                for producer in range(graph.task(edge.source).parallelism):
+                    key = (graph.edges.index(edge), producer)
+                    target.input_watermarks[key] = MIN_WATERMARK
+                    target.open_inputs.add(key)
+
+    def _instance(self, task: Task, index: int) -> Instance:
+        ops, contexts, metrics = [], [], []
+        for i, node in enumerate(task.nodes):
+            op = create_operator(node, self.results if isinstance(node, Collect) else None)
+            m = OperatorMetrics(task.id, index, node.name)
+            ctx = OperatorContext(
+                task_id=task.id,
+                node_index=i,
+                instance=index,
+                parallelism=task.parallelism,
+                state=self.state,
+                metrics=m,
+                settings=self.settings,
+                stdout=self.stdout,
+                job_name=self.name,
+            )
+            ops.append(op)
+            contexts.append(ctx)
+            metrics.append(m)
+        chain = Chain(ops, contexts)
+        inst = Instance(task, index, chain, metrics)
+        if isinstance(task.head, Scan):
+            scan = ops[0]
+            assert isinstance(scan, ScanOperator)
+            table = task.head.table
+            source_ctx = SourceContext(
+                columns=list(scan.physical_columns),
+                batch_size=self.settings.batch_size,
+                instance=index,
+                parallelism=task.parallelism,
+            )
+            inst.reader = table.connector.create_source(table.context, source_ctx)
+            inst.scan = scan
+        return inst
+
+    def all_instances(self) -> list[Instance]:
+        return [i for t in self.graph.tasks for i in self.instances[t.id]]
+
+    def result(self) -> JobResult:
+        end = self.finished or time.perf_counter()
+        sources: dict[str, dict[str, int]] = {}
+        for inst in self.all_instances():
+            if inst.reader is not None:
+                name = inst.task.head.table.name  # type: ignore[attr-defined]
+                bucket = sources.setdefault(name, {})
+                for k, v in inst.reader.counters.items():
+                    bucket[k] = bucket.get(k, 0) + v
+        metrics = [m for inst in self.all_instances() for m in inst.metrics]
+        watermarks = {inst.label: inst.watermark for inst in self.all_instances()}
+        return JobResult(self.name, end - self.started, metrics, sources, watermarks)
+
+
+def describe_watermark(value: int) -> str:
+    return format_ms(value)

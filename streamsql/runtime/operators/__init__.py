@@ -1,0 +1,45 @@
+"""Operators, one module each; ``create_operator`` picks the one for a plan node."""
+
+from __future__ import annotations
+
+from streamsql.plan.nodes import (
+    Collect,
+    Filter,
+    PlanNode,
+    Project,
+    Scan,
+    Sink,
+    WindowAggregate,
+    WindowTVF,
+)
+from streamsql.runtime.operators.base import Operator, OperatorContext
+from streamsql.runtime.operators.calc import FilterOperator, ProjectOperator
+from streamsql.runtime.operators.chain import Chain
+from streamsql.runtime.operators.scan import ScanOperator
+from streamsql.runtime.operators.sink import CollectOperator, ResultBuffer, SinkOperator
+from streamsql.runtime.operators.window_agg import WindowAggOperator
+from streamsql.runtime.operators.window_assign import WindowAssignOperator
+
+
+def create_operator(node: PlanNode, results: ResultBuffer | None = None) -> Operator:
+    """A fresh operator instance for ``node``."""
+    match node:
+        case Scan():
+            return ScanOperator(node)
+        case Filter():
+            return FilterOperator(node)
+        case Project():
+            return ProjectOperator(node)
+        case WindowTVF():
+            return WindowAssignOperator(node)
+        case WindowAggregate():
+            return WindowAggOperator(node)
+        case Sink():
+            return SinkOperator(node)
+        case Collect():
+            assert results is not None
+            return CollectOperator(node, results)
+    raise NotImplementedError(f"no operator for {node.name}")
+
+
+__all__ = ["Chain", "Operator", "OperatorContext", "ResultBuffer", "create_operator"]

@@ -1,0 +1,73 @@
+"""The operator interface and what an operator instance is given to work with."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import pyarrow as pa
+
+from streamsql.expr import EvalContext
+from streamsql.runtime.metrics import OperatorMetrics
+from streamsql.runtime.timeutil import MIN_WATERMARK
+from streamsql.state import StateStore
+
+
+@dataclass
+class OperatorContext:
+    """Everything one operator instance may use: its place in the job, its state tables,
+    its metrics and the session settings.
+    """
+
+    task_id: int
+    node_index: int
+    instance: int
+    parallelism: int
+    state: StateStore
+    metrics: OperatorMetrics
+    settings: Any = None
+    stdout: TextIO | None = None
+    job_name: str = "job"
+    watermark: int = MIN_WATERMARK
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def state_prefix(self) -> str:
+        return f"t{self.task_id}_n{self.node_index}"
+
+    def eval_context(self) -> EvalContext:
+        wm = None if self.watermark == MIN_WATERMARK else self.watermark
+        tz = self.settings["table.local-time-zone"] if self.settings is not None else "UTC"
+        return EvalContext(watermark_ms=wm, time_zone=tz)
+
+
+class Operator:
+    """A plain object that turns input batches and watermarks into output batches.
+
+    It never touches queues or threads: the driver calls it and routes what it returns.
+    """
+
+    def open(self, ctx: OperatorContext) -> None:
+        self.ctx = ctx
+
+    def process_batch(self, batch: pa.RecordBatch, input_index: int) -> Iterable[pa.RecordBatch]:
+        raise NotImplementedError
+
+    def on_watermark(self, watermark: int) -> Iterable[pa.RecordBatch]:
+        """The input watermark advanced: fire what is complete."""
+        return ()
+
+    def on_barrier(self, epoch: int) -> None:  # noqa: B027 - optional hook
+        """Flush state for checkpoint ``epoch``."""
+
+    def close(self) -> Iterable[pa.RecordBatch]:
+        """End of input (after the final +inf watermark)."""
+        return ()
+
+    def stop(self) -> None:  # noqa: B027 - optional hook
+        """The job stops before the end of its input: publish what is safe, release."""
+
+    def describe_state(self) -> dict[str, int]:
+        """Rows held in state, by table, for metrics."""
+        return {}

@@ -1,0 +1,85 @@
+"""A chain of operators fused in one task: each one's output is the next one's input."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import pyarrow as pa
+
+from streamsql.runtime.operators.base import Operator, OperatorContext
+
+
+class Chain(Operator):
+    """Runs ``ops`` back to back, counting rows and batches for each member."""
+
+    def __init__(self, ops: list[Operator], contexts: list[OperatorContext]) -> None:
+        self.ops = ops
+        self.contexts = contexts
+
+    def open(self, ctx: OperatorContext) -> None:
+        self.ctx = ctx
+        for op, c in zip(self.ops, self.contexts):
+            op.open(c)
+
+    def process_batch(self, batch: pa.RecordBatch, input_index: int) -> list[pa.RecordBatch]:
+        return self._push(0, [batch], input_index)
+
+    def _push(self, start: int, batches: Iterable[pa.RecordBatch], input_index: int = 0) -> list:
+        current = [b for b in batches if b.num_rows]
+        for i in range(start, len(self.ops)):
+            op, metrics = self.ops[i], self.contexts[i].metrics
+            produced: list[pa.RecordBatch] = []
+            began = time.perf_counter()
+            for b in current:
+                metrics.rows_in += b.num_rows
+                metrics.batches_in += 1
+                port = input_index if i == 0 else 0
+                produced.extend(o for o in op.process_batch(b, port) if o.num_rows)
+            metrics.busy_s += time.perf_counter() - began
+            for o in produced:
+                metrics.rows_out += o.num_rows
+                metrics.batches_out += 1
+            current = produced
+            if not current:
+                return []
+        return current
+
+    def on_watermark(self, watermark: int) -> list[pa.RecordBatch]:
+        """Each member sees the watermark after the rows fired by the members before it."""
+        out: list[pa.RecordBatch] = []
+        for i, (op, c) in enumerate(zip(self.ops, self.contexts)):
+            c.watermark = watermark
+            c.metrics.watermark = watermark
+            out.extend(self._forward(i, op.on_watermark(watermark)))
+        return out
+
+    def on_barrier(self, epoch: int) -> None:
+        for op in self.ops:
+            op.on_barrier(epoch)
+
+    def close(self) -> list[pa.RecordBatch]:
+        out: list[pa.RecordBatch] = []
+        for i, op in enumerate(self.ops):
+            out.extend(self._forward(i, op.close()))
+        return out
+
+    def stop(self) -> None:
+        for op in self.ops:
+            op.stop()
+
+    def _forward(self, i: int, produced: Iterable[pa.RecordBatch]) -> list[pa.RecordBatch]:
+        """Count what member ``i`` produced outside process_batch and push it onwards."""
+        batches = [b for b in produced if b.num_rows]
+        metrics = self.contexts[i].metrics
+        for b in batches:
+            metrics.rows_out += b.num_rows
+            metrics.batches_out += 1
+        return self._push(i + 1, batches) if batches else []
+
+    def describe_state(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for op in self.ops:
+            for k, v in op.describe_state().items():
+                out[k] = out.get(k, 0) + v
+        return out

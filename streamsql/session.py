@@ -1,0 +1,367 @@
+"""The Session: the one entry point of the Python API, the CLI and the shell.
+
+A session owns a catalog, settings and a DuckDB database for state. It parses scripts,
+applies DDL and SET at once, and runs queries as jobs: a script's INSERT INTO statements
+run together as one job (a source read by several of them is read once).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import pyarrow as pa
+
+from streamsql import duck
+from streamsql.catalog import Catalog
+from streamsql.config import Settings
+from streamsql.errors import PlanError, StreamSQLError
+from streamsql.optimizer import Optimized, OptimizerContext, optimize
+from streamsql.parser import ast, parse_script, parse_statement
+from streamsql.physical.explain import explain_physical
+from streamsql.physical.graph import JobGraph
+from streamsql.physical.planner import build_job_graph
+from streamsql.plan.binder import Binder
+from streamsql.plan.explain import explain_logical
+from streamsql.plan.nodes import PlanNode
+from streamsql.runtime.driver import Driver
+from streamsql.runtime.job import Job, JobResult
+from streamsql.runtime.operators import ResultBuffer
+from streamsql.state import StateStore
+from streamsql.types import sql_type_name
+
+
+@dataclass
+class Planned:
+    """A job ready to run: the bound roots, the optimized plan and the job graph."""
+
+    bound: tuple[PlanNode, ...]
+    optimized: Optimized
+    graph: JobGraph
+
+    @property
+    def roots(self) -> tuple[PlanNode, ...]:
+        return self.optimized.roots
+
+    @property
+    def bounded(self) -> bool:
+        return all(r.bounded for r in self.roots)
+
+
+@dataclass
+class Output:
+    """What one statement of a script produced, for printing: a table or a message."""
+
+    statement: ast.Statement
+    table: pa.Table | None = None
+    message: str | None = None
+
+
+@dataclass
+class ExecuteResult:
+    """What ``Session.execute`` did: the job it ran (if any) and the statements' outputs."""
+
+    job: JobResult | None = None
+    outputs: list[Output] = field(default_factory=list)
+
+    @property
+    def counters(self) -> list[dict[str, object]]:
+        return self.job.counters() if self.job else []
+
+    @property
+    def late_rows_dropped(self) -> int:
+        return self.job.late_rows_dropped if self.job else 0
+
+    @property
+    def rows_read(self) -> int:
+        return self.job.rows_read if self.job else 0
+
+    @property
+    def rows_written(self) -> int:
+        return self.job.rows_written if self.job else 0
+
+    @property
+    def elapsed_s(self) -> float:
+        return self.job.elapsed_s if self.job else 0.0
+
+    def __str__(self) -> str:
+        return self.job.summary() if self.job else f"{len(self.outputs)} statement(s) done"
+
+
+class Session:
+    """A streamsql session. Create one with :func:`streamsql.connect`.
+
+    >>> import streamsql
+    >>> s = streamsql.connect()
+    >>> _ = s.execute("CREATE TABLE t (x INT) WITH ('connector' = 'datagen', "
+    ...               "'number-of-rows' = '3', 'fields.x.kind' = 'sequence', "
+    ...               "'fields.x.start' = '1', 'fields.x.end' = '3')")
+    >>> s.query("SELECT x * 10 AS y FROM t").column("y").to_pylist()
+    [10, 20, 30]
+    """
+
+    def __init__(
+        self,
+        state_dir: str | Path | None = None,
+        *,
+        settings: dict[str, str] | None = None,
+        stdout: TextIO | None = None,
+    ) -> None:
+        self.state_dir = Path(state_dir) if state_dir else None
+        if self.state_dir is not None:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+        path = str(self.state_dir / "state.duckdb") if self.state_dir else None
+        self.con = duck.connect(path)
+        self.catalog = Catalog()
+        self.settings = Settings.defaults()
+        if settings:
+            self.settings.update(settings)
+        self.stdout = stdout
+        self._jobs = itertools.count(1)
+
+    # -- scripts ---------------------------------------------------------------------------
+
+    def execute(self, script: str) -> ExecuteResult:
+        """Run a script: DDL and SET take effect in order, SELECT/SHOW/DESCRIBE/EXPLAIN
+        outputs are collected, and all INSERT INTO statements run together as one job at
+        the end (bounded sources run to completion).
+        """
+        result = ExecuteResult()
+        inserts: list[ast.Insert] = []
+        bound: list[PlanNode] = []
+        with _pointing_at(script):
+            for stmt in parse_script(script):
+                if isinstance(stmt, ast.Insert | ast.StatementSet):
+                    for ins in _inserts(stmt):
+                        bound.append(Binder(self.catalog).insert(ins))
+                        inserts.append(ins)
+                    continue
+                result.outputs.append(self.run_statement(stmt, script))
+            if bound:
+                result.job = self.run_job(tuple(bound))
+        return result
+
+    def run_statement(self, stmt: ast.Statement, script: str = "") -> Output:
+        """Run one non-INSERT statement; a SELECT must read bounded sources here."""
+        match stmt:
+            case ast.CreateTable():
+                self.catalog.create_table(stmt)
+                return Output(stmt, message=f"table {stmt.name} created")
+            case ast.CreateView():
+                self.catalog.create_view(stmt, script)
+                return Output(stmt, message=f"view {stmt.name} created")
+            case ast.Drop():
+                self.catalog.drop(stmt)
+                return Output(stmt, message=f"{stmt.kind.lower()} {stmt.name} dropped")
+            case ast.Set(key=None):
+                return Output(stmt, table=self.settings_table())
+            case ast.Set():
+                self.settings.set(stmt.key, stmt.value or "")
+                return Output(stmt, message=f"set '{stmt.key}' = '{stmt.value}'")
+            case ast.Reset():
+                self.settings.reset(stmt.key)
+                return Output(stmt, message="settings reset")
+            case ast.Show():
+                return Output(stmt, table=self.show(stmt.what))
+            case ast.Describe():
+                return Output(stmt, table=self.describe(stmt.name))
+            case ast.Explain():
+                return Output(stmt, message=self._explain(stmt))
+            case ast.Query():
+                return Output(stmt, table=self._query(stmt))
+            case ast.Insert() | ast.StatementSet():
+                job = self.run_job(tuple(Binder(self.catalog).insert(i) for i in _inserts(stmt)))
+                return Output(stmt, message=job.summary())
+        raise PlanError(f"cannot run {type(stmt).__name__} statements", span=stmt.span)
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def query(self, sql: str) -> pa.Table:
+        """Run a SELECT over bounded sources and return its whole result."""
+        with _pointing_at(sql):
+            stmt = parse_statement(sql)
+            if not isinstance(stmt, ast.Query):
+                raise PlanError("query() takes a SELECT; use execute() for other statements",
+                                span=stmt.span)
+            return self._query(stmt)
+
+    def sql(self, sql: str) -> QueryHandle:
+        """A handle on a SELECT: ``.stream()`` yields batches as the query emits them."""
+        with _pointing_at(sql):
+            stmt = parse_statement(sql)
+            if not isinstance(stmt, ast.Query):
+                raise PlanError("sql() takes a SELECT", span=stmt.span)
+            root = Binder(self.catalog).query(stmt)
+            return QueryHandle(self, self.plan((root,)), sql)
+
+    def explain(self, sql: str, *, verbose: bool = False) -> str:
+        """EXPLAIN a SELECT, an INSERT or a statement set."""
+        with _pointing_at(sql):
+            stmt = parse_statement(sql)
+            if isinstance(stmt, ast.Explain):
+                return self._explain(stmt)
+            target = stmt
+            assert isinstance(target, ast.Query | ast.Insert | ast.StatementSet)
+            return self._explain(ast.Explain(target, verbose=verbose))
+
+    def _query(self, stmt: ast.Query) -> pa.Table:
+        root = Binder(self.catalog).query(stmt)
+        planned = self.plan((root,))
+        if not planned.bounded:
+            raise PlanError(
+                "this query reads an unbounded source and would never finish",
+                span=stmt.span,
+                hint="bound the source (e.g. 'number-of-rows' for datagen) or consume it "
+                "incrementally with session.sql(query).stream()",
+            )
+        results = ResultBuffer(planned.roots[0].schema)
+        self.execute_plan(planned, results=results)
+        return pa.Table.from_batches(results.drain(), schema=results.schema)
+
+    # -- planning and running ----------------------------------------------------------------
+
+    def plan(self, roots: tuple[PlanNode, ...]) -> Planned:
+        ctx = OptimizerContext(self.settings.parallelism, self.settings.disabled_rules)
+        optimized = optimize(roots, ctx)
+        return Planned(roots, optimized, build_job_graph(optimized.roots))
+
+    def run_job(self, roots: tuple[PlanNode, ...]) -> JobResult:
+        return self.execute_plan(self.plan(roots))
+
+    def execute_plan(self, planned: Planned, results: ResultBuffer | None = None) -> JobResult:
+        driver = self.driver(planned, results)
+        try:
+            return driver.run()
+        finally:
+            driver.job.state.drop_all()
+
+    def driver(self, planned: Planned, results: ResultBuffer | None = None) -> Driver:
+        n = next(self._jobs)
+        state = StateStore(self.con, prefix=f"j{n}_")
+        name = f"{self.settings['pipeline.name']}-{n}"
+        job = Job(planned.graph, self.settings, state, name=name, stdout=self.stdout,
+                  results=results)
+        return Driver(job)
+
+    # -- introspection -----------------------------------------------------------------------
+
+    def _explain(self, stmt: ast.Explain) -> str:
+        binder = Binder(self.catalog)
+        target = stmt.target
+        if isinstance(target, ast.Query):
+            roots: tuple[PlanNode, ...] = (binder.query(target),)
+        else:
+            roots = tuple(binder.insert(i) for i in _inserts(target))
+        planned = self.plan(roots)
+        parts = ["== Optimized Logical Plan ==", explain_logical(planned.roots)]
+        parts += ["", "== Physical Plan ==", explain_physical(planned.graph)]
+        if stmt.verbose:
+            parts += ["", "== Bound Plan ==", explain_logical(roots)]
+            for rule, after in planned.optimized.trace:
+                parts += ["", f"== After {rule} ==", explain_logical(after, physical=True)]
+        return "\n".join(parts)
+
+    def show(self, what: str = "TABLES") -> pa.Table:
+        if what == "VIEWS":
+            names = sorted(self.catalog.views)
+        else:
+            names = sorted(self.catalog.tables) + (
+                sorted(self.catalog.views) if what == "TABLES" else []
+            )
+        return pa.table({"name": pa.array(names, pa.string())})
+
+    def describe(self, name: str) -> pa.Table:
+        found = self.catalog.lookup(name)
+        if hasattr(found, "describe"):
+            rows = found.describe()
+        else:
+            scope = Binder(self.catalog).bind_query(found.query.tree)
+            rows = [(c.name, sql_type_name(f.type), True, "")
+                    for c, f in zip(scope.columns, scope.node.schema)]
+        return pa.table({
+            "name": [r[0] for r in rows],
+            "type": [r[1] for r in rows],
+            "null": [r[2] for r in rows],
+            "extras": [r[3] for r in rows],
+        })
+
+    def settings_table(self) -> pa.Table:
+        items = sorted(self.settings.values.items())
+        return pa.table({"key": [k for k, _ in items], "value": [str(v) for _, v in items]})
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class QueryHandle:
+    """A SELECT planned in a session; run it with ``stream()`` or ``to_arrow()``."""
+
+    def __init__(self, session: Session, planned: Planned, sql: str) -> None:
+        self.session = session
+        self.planned = planned
+        self.text = sql
+        self.result: JobResult | None = None
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self.planned.roots[0].schema
+
+    def explain(self) -> str:
+        return explain_logical(self.planned.roots) + "\n\n" + explain_physical(self.planned.graph)
+
+    def stream(self) -> Iterator[pa.RecordBatch]:
+        """Yield result batches as the query emits them; an unbounded query runs until the
+        caller stops iterating (the job then stops cleanly).
+        """
+        results = ResultBuffer(self.schema)
+        driver = self.session.driver(self.planned, results)
+        steps = driver.steps()
+        try:
+            with _pointing_at(self.text):
+                for _ in steps:
+                    yield from results.drain()
+                yield from results.drain()
+        finally:
+            steps.close()
+            self.result = driver.job.result()
+            driver.job.state.drop_all()
+
+    def to_arrow(self) -> pa.Table:
+        if not self.planned.bounded:
+            raise PlanError("this query is unbounded; iterate over .stream() instead")
+        return pa.Table.from_batches(list(self.stream()), schema=self.schema)
+
+
+def connect(
+    state_dir: str | Path | None = None, settings: dict[str, str] | None = None
+) -> Session:
+    """A new session; ``state_dir`` holds its DuckDB state (in memory when None) and
+    ``settings`` are applied as if by ``SET 'key' = 'value'``.
+    """
+    return Session(state_dir, settings=settings)
+
+
+def _inserts(stmt: ast.Statement) -> tuple[ast.Insert, ...]:
+    if isinstance(stmt, ast.StatementSet):
+        return stmt.inserts
+    assert isinstance(stmt, ast.Insert)
+    return (stmt,)
+
+
+@contextlib.contextmanager
+def _pointing_at(script: str) -> Iterator[None]:
+    """Attach the script to errors raised inside, so that they can show a caret."""
+    try:
+        yield
+    except StreamSQLError as e:
+        raise e.with_source(script) from None

@@ -32,19 +32,38 @@ class FlinkTokenizer(tokens.Tokenizer):
 
 
 class FlinkParser(parser.Parser):
-    def _parse_lambda(self, alias: bool = False) -> exp.Expression | None:
-        if (
+    def _at_table_argument(self) -> bool:
+        return (
             self._curr is not None
             and self._curr.token_type == TokenType.TABLE
             and self._next is not None
             and self._next.token_type != TokenType.L_PAREN
+        )
+
+    def _parse_table_argument(self) -> exp.Expression:
+        self._advance()
+        table = self._parse_table_parts()
+        partition: Any = None
+        if self._match(TokenType.PARTITION_BY):
+            partition = self._parse_csv(self._parse_disjunction)
+        return self.expression(TableArgument(this=table, partition_by=partition))
+
+    def _parse_lambda(self, alias: bool = False) -> exp.Expression | None:
+        if self._at_table_argument():
+            return self._parse_table_argument()
+        # A named argument holding a table: DATA => TABLE bids
+        if (
+            self._curr is not None
+            and self._next is not None
+            and self._next.token_type == TokenType.FARROW
         ):
-            self._advance()
-            table = self._parse_table_parts()
-            partition: Any = None
-            if self._match(TokenType.PARTITION_BY):
-                partition = self._parse_csv(self._parse_disjunction)
-            return self.expression(TableArgument(this=table, partition_by=partition))
+            index = self._index
+            name = self._curr.text
+            self._advance(2)
+            if self._at_table_argument():
+                value = self._parse_table_argument()
+                return self.expression(exp.Kwarg(this=exp.var(name), expression=value))
+            self._retreat(index)
         return super()._parse_lambda(alias)
 
 

@@ -8,6 +8,7 @@ dialects parse everything else; this one adds those two argument forms.
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 from sqlglot import exp, generator, parser, tokens
@@ -99,4 +100,30 @@ def to_sql(e: exp.Expression) -> str:
     >>> to_sql(sqlglot.parse_one("select `value` + 1 from t", read=Flink))
     'SELECT `value` + 1 FROM t'
     """
-    return e.sql(dialect=Flink)
+    return _unquoted_where_safe(e).sql(dialect=Flink)
+
+
+_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _unquoted_where_safe(e: exp.Expression) -> exp.Expression:
+    """Drop backquotes from plain names that are not keywords (`price` -> price)."""
+    if not any(i.args.get("quoted") for i in e.find_all(exp.Identifier)):
+        return e
+
+    def unquote(node: exp.Expression) -> exp.Expression:
+        if (
+            isinstance(node, exp.Identifier)
+            and node.args.get("quoted")
+            and _PLAIN.match(node.name)
+            and node.name.upper() not in FlinkTokenizer.KEYWORDS
+            and node.name.upper() not in _RESERVED
+        ):
+            return exp.Identifier(this=node.name, quoted=False)
+        return node
+
+    return e.transform(unquote)
+
+
+#: Words that need quoting as identifiers even though sqlglot's tokenizer does not list them.
+_RESERVED = frozenset({"VALUE", "TIMESTAMP", "DATE", "TIME", "USER", "ROW", "TABLE", "ORDER"})

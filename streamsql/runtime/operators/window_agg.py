@@ -169,7 +169,7 @@ class WindowAggOperator(Operator):
         for i, _a in self.distinct:
             alias = f"d{i}"
             sub = (
-                f"SELECT {group}, COUNT(v) AS c, SUM(v) AS s FROM "
+                f"SELECT {group}, COUNT(DISTINCT v) AS c, SUM(DISTINCT v) AS s FROM "
                 f"{quote(self.distinct_tables[i])} WHERE we <= {limit} GROUP BY {group}"
             )
             on = " AND ".join(f"m.{g} IS NOT DISTINCT FROM {alias}.{g}" for g in self.group)

@@ -1,0 +1,64 @@
+"""Shared pieces of the benchmarks: generated bid data and timing helpers."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+DATA = Path(__file__).parent / "data"
+
+
+def bids_file(rows: int, *, auctions: int = 10_000, rate_per_s: int = 10_000) -> Path:
+    """A parquet file of ``rows`` bids (auction, bidder, price, ts), ``rate_per_s`` events
+    per second of event time, each up to 2 s out of order. Generated once and reused.
+    """
+    DATA.mkdir(exist_ok=True)
+    path = DATA / f"bids-{rows}-{auctions}-{rate_per_s}.parquet"
+    if path.exists():
+        return path
+    rng = np.random.default_rng(42)
+    base = 1_700_000_000_000
+    step_ms = 1000 / rate_per_s
+    ts = base + (np.arange(rows) * step_ms).astype(np.int64) - rng.integers(0, 2000, rows)
+    table = pa.table(
+        {
+            "auction": rng.integers(0, auctions, rows),
+            "bidder": rng.integers(0, 100_000, rows),
+            "price": rng.integers(1, 100_000, rows),
+            "ts": pa.array(ts, pa.int64()).cast(pa.timestamp("ms")),
+        }
+    )
+    pq.write_table(table, path, row_group_size=1 << 20)
+    return path
+
+
+def run_cli(script: str, *args: str) -> tuple[float, float]:
+    """Run ``streamsql run`` on ``script`` in a fresh process, as a user would.
+
+    Returns (wall seconds of the whole process, seconds of the job itself as the CLI's
+    summary line reports it).
+    """
+    path = DATA / "bench-query.sql"
+    path.write_text(script)
+    cmd = [sys.executable, "-m", "streamsql.cli", "run", str(path), *args]
+    began = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ})
+    wall = time.perf_counter() - began
+    if proc.returncode != 0:
+        raise SystemExit(f"streamsql run failed:\n{proc.stderr}")
+    match = re.search(r"([0-9.]+) s \(", proc.stderr)
+    if match is None:
+        raise SystemExit(f"no job summary in the output:\n{proc.stderr}")
+    return wall, float(match.group(1))
+
+
+def best_of(n: int, fn):
+    return min(fn() for _ in range(n))

@@ -1,0 +1,75 @@
+"""Benchmark: a 10-second TUMBLE count(*), max(price) by auction over 5 M bids.
+
+Times ``streamsql run`` (parquet source -> window aggregate -> blackhole sink) and, on the
+same file, DuckDB's batch GROUP BY; prints events/s for both and their ratio.
+
+    python bench/tumble.py [--rows 5000000] [-p 1] [--batch-size 65536] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from bench.common import best_of, bids_file, run_cli
+from streamsql import duck
+
+QUERY = """
+CREATE TABLE bids (
+    auction BIGINT, bidder BIGINT, price BIGINT, ts TIMESTAMP(3),
+    WATERMARK FOR ts AS ts - INTERVAL '2' SECOND
+) WITH ('connector' = 'filesystem', 'path' = '{path}', 'format' = 'parquet');
+
+CREATE TABLE out (
+    window_start TIMESTAMP(3), window_end TIMESTAMP(3), auction BIGINT, bids BIGINT, top BIGINT
+) WITH ('connector' = 'blackhole');
+
+INSERT INTO out
+SELECT window_start, window_end, auction, COUNT(*), MAX(price)
+FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND))
+GROUP BY window_start, window_end, auction;
+"""
+
+DUCKDB = """
+SELECT time_bucket(INTERVAL 10 SECOND, ts) AS window_start, auction, count(*), max(price)
+FROM read_parquet('{path}') GROUP BY ALL
+"""
+
+
+def duckdb_seconds(path: str) -> float:
+    con = duck.connect()
+
+    def once() -> float:
+        began = time.perf_counter()
+        duck.run(con, f"CREATE OR REPLACE TEMP TABLE r AS {DUCKDB.format(path=path)}")
+        return time.perf_counter() - began
+
+    return best_of(3, once)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=5_000_000)
+    ap.add_argument("-p", "--parallelism", type=int, default=1)
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+
+    path = bids_file(args.rows)
+    extra = ["-p", str(args.parallelism)]
+    if args.batch_size:
+        extra += ["--set", f"execution.batch-size={args.batch_size}"]
+    runs = [run_cli(QUERY.format(path=path), *extra) for _ in range(args.repeat)]
+    wall = min(r[0] for r in runs)
+    job = min(r[1] for r in runs)
+    theirs = duckdb_seconds(str(path))
+    rows = args.rows
+    print(f"rows: {rows:,}  parallelism: {args.parallelism}  best of {args.repeat}")
+    print(f"streamsql job     : {job:6.2f} s  {rows / job / 1e6:6.2f} M events/s")
+    print(f"streamsql process : {wall:6.2f} s  {rows / wall / 1e6:6.2f} M events/s (with start-up)")
+    print(f"duckdb batch      : {theirs:6.2f} s  {rows / theirs / 1e6:6.2f} M events/s")
+    print(f"ratio streamsql/duckdb: {theirs / job:.2f} (job), {theirs / wall:.2f} (process)")
+
+
+if __name__ == "__main__":
+    main()

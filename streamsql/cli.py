@@ -1,0 +1,185 @@
+"""``streamsql``: run and explain SQL scripts from the command line."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import click
+import pyarrow as pa
+from rich.console import Console
+
+from streamsql import __version__
+from streamsql.errors import StreamSQLError
+from streamsql.output import print_table, row_lines
+from streamsql.parser import ast, parse_script
+from streamsql.plan.binder import Binder
+from streamsql.runtime.job import JobResult
+from streamsql.session import Session, _inserts
+
+err = Console(stderr=True, highlight=False)
+
+
+def _session(parallelism: int | None, sets: tuple[str, ...], state_dir: str | None) -> Session:
+    settings = {}
+    for item in sets:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r} is not key=value", param_hint="--set")
+        settings[key.strip()] = value.strip()
+    if parallelism is not None:
+        settings["parallelism.default"] = str(parallelism)
+    return Session(state_dir, settings=settings)
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise click.ClickException(f"cannot read {path}: {e.strerror}") from None
+
+
+def _fail(e: BaseException) -> None:
+    if isinstance(e, StreamSQLError):
+        err.print(str(e), markup=False)
+        sys.exit(1)
+    if os.environ.get("STREAMSQL_DEBUG"):
+        raise e
+    err.print(f"internal error: {type(e).__name__}: {e}", markup=False)
+    err.print("(set STREAMSQL_DEBUG=1 to see the traceback)", markup=False)
+    sys.exit(2)
+
+
+def _terminate_as_interrupt() -> None:
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+@click.group(invoke_without_command=True)
+@click.version_option(__version__, prog_name="streamsql")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """streamsql: streaming SQL (Flink's dialect) over Arrow micro-batches."""
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("-p", "--parallelism", type=click.IntRange(1, 1024), help="parallel instances")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="a setting, as SET does")
+@click.option("--state-dir", type=click.Path(file_okay=False), help="where state is kept")
+@click.option("-q", "--quiet", is_flag=True, help="no summary at the end")
+def run(
+    file: str, parallelism: int | None, sets: tuple[str, ...], state_dir: str | None, quiet: bool
+) -> None:
+    """Run the SQL script FILE.
+
+    DDL and SET take effect in order; SELECT results are printed; the script's INSERT INTO
+    statements run together as one job. Bounded jobs run to completion; unbounded ones run
+    until Ctrl-C, which stops them cleanly.
+    """
+    _terminate_as_interrupt()
+    script = _read(file)
+    out = Console(highlight=False)
+    try:
+        session = _session(parallelism, sets, state_dir)
+        inserts = []
+        for stmt in parse_script(script):
+            if isinstance(stmt, ast.Insert | ast.StatementSet):
+                inserts.extend(Binder(session.catalog).insert(i) for i in _inserts(stmt))
+            elif isinstance(stmt, ast.Query):
+                _run_select(session, stmt, script, out, quiet)
+            else:
+                output = session.run_statement(stmt, script)
+                if output.table is not None:
+                    print_table(out, output.table)
+                elif output.message and isinstance(stmt, ast.Explain):
+                    out.print(output.message, markup=False)
+        if inserts:
+            result = _run_job(session, session.plan(tuple(inserts)))
+            if not quiet:
+                err.print(result.summary(), markup=False)
+    except StreamSQLError as e:
+        _fail(e.with_source(script))
+    except Exception as e:
+        _fail(e)
+
+
+def _run_job(session: Session, planned, results=None, on_rows=None) -> JobResult:
+    driver = session.driver(planned, results)
+    steps = driver.steps()
+    try:
+        for _ in steps:
+            if on_rows is not None and results is not None:
+                for batch in results.drain():
+                    on_rows(batch)
+    except KeyboardInterrupt:
+        err.print("stopping (interrupted) ...", markup=False)
+    finally:
+        steps.close()
+        driver.job.state.drop_all()
+    if on_rows is not None and results is not None:
+        for batch in results.drain():
+            on_rows(batch)
+    return driver.job.result()
+
+
+def _run_select(session: Session, stmt: ast.Query, script: str, out: Console, quiet: bool):
+    from streamsql.runtime.operators import ResultBuffer
+
+    planned = session.plan((Binder(session.catalog).query(stmt),))
+    schema = planned.roots[0].schema
+    results = ResultBuffer(schema)
+    if planned.bounded:
+        collected: list[pa.RecordBatch] = []
+        result = _run_job(session, planned, results, collected.append)
+        print_table(out, pa.Table.from_batches(collected, schema=schema))
+    else:
+        def show(batch: pa.RecordBatch) -> None:
+            for line in row_lines(batch):
+                out.print(line, markup=False, highlight=False)
+
+        result = _run_job(session, planned, results, show)
+    if not quiet:
+        err.print(result.summary(), markup=False)
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("-p", "--parallelism", type=click.IntRange(1, 1024))
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE")
+@click.option("-v", "--verbose", is_flag=True, help="also show the plan after each rule")
+def explain(file: str, parallelism: int | None, sets: tuple[str, ...], verbose: bool) -> None:
+    """Print the optimized logical plan and the physical plan of the script FILE."""
+    script = _read(file)
+    try:
+        session = _session(parallelism, sets, None)
+        inserts: list[ast.Insert] = []
+        queries: list[ast.Query] = []
+        for stmt in parse_script(script):
+            if isinstance(stmt, ast.Insert | ast.StatementSet):
+                inserts.extend(_inserts(stmt))
+            elif isinstance(stmt, ast.Query):
+                queries.append(stmt)
+            elif isinstance(stmt, ast.Explain):
+                click.echo(session.run_statement(stmt, script).message)
+            else:
+                session.run_statement(stmt, script)
+        targets: list[ast.Query | ast.StatementSet] = list(queries)
+        if inserts:
+            targets.append(ast.StatementSet(tuple(inserts)))
+        for target in targets:
+            click.echo(session.run_statement(ast.Explain(target, verbose=verbose), script).message)
+    except StreamSQLError as e:
+        _fail(e.with_source(script))
+    except Exception as e:
+        _fail(e)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+"""Oracle tests: a bounded streaming run equals DuckDB's batch answer on the same files,
+at every parallelism and batch size.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import math
+
+import pytest
+
+import streamsql
+from streamsql import duck
+from tests.oracle.data import DDL_COLUMNS, write_dataset
+
+PARALLELISM = (1, 2, 4)
+BATCH_SIZES = (1, 7, 65536)
+
+TUMBLE = "TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND))"
+HOP = "TABLE(HOP(TABLE bids, DESCRIPTOR(ts), INTERVAL '5' SECOND, INTERVAL '15' SECOND))"
+CUMULATE = "TABLE(CUMULATE(TABLE bids, DESCRIPTOR(ts), INTERVAL '4' SECOND, INTERVAL '12' SECOND))"
+
+# DuckDB spellings of the same windows.
+D_TUMBLE = """(SELECT *, time_bucket(INTERVAL 10 SECOND, ts) AS window_start,
+    time_bucket(INTERVAL 10 SECOND, ts) + INTERVAL 10 SECOND AS window_end FROM bids)"""
+D_HOP = """(SELECT b.*, time_bucket(INTERVAL 5 SECOND, ts) - k * INTERVAL 5 SECOND AS window_start,
+    time_bucket(INTERVAL 5 SECOND, ts) - k * INTERVAL 5 SECOND + INTERVAL 15 SECOND AS window_end
+    FROM bids b, range(3) r(k))"""
+D_CUMULATE = """(SELECT b.*, time_bucket(INTERVAL 12 SECOND, ts) AS window_start,
+    time_bucket(INTERVAL 12 SECOND, ts) + j * INTERVAL 4 SECOND AS window_end
+    FROM bids b, range(1, 4) r(j)
+    WHERE time_bucket(INTERVAL 12 SECOND, ts) + j * INTERVAL 4 SECOND > ts)"""
+
+CASES = {
+    "filter_project": (
+        "SELECT auction, price * 2 AS p2, UPPER(channel) AS ch, amount / 2 AS half FROM bids "
+        "WHERE price > 500 AND channel IS NOT NULL",
+        "SELECT auction, price * 2, UPPER(channel), amount / 2 FROM bids "
+        "WHERE price > 500 AND channel IS NOT NULL",
+    ),
+    "expressions": (
+        "SELECT bidder, CASE WHEN price >= 900 THEN 'high' WHEN price >= 300 THEN 'mid' "
+        "ELSE 'low' END AS band, COALESCE(channel, 'none') AS ch, channel LIKE 'a%' AS a_chan, "
+        "price BETWEEN 100 AND 200 AS mid, auction IN (1, 3, 5) AS odd FROM bids",
+        "SELECT bidder, CASE WHEN price >= 900 THEN 'high' WHEN price >= 300 THEN 'mid' "
+        "ELSE 'low' END, COALESCE(channel, 'none'), channel LIKE 'a%', "
+        "price BETWEEN 100 AND 200, auction IN (1, 3, 5) FROM bids",
+    ),
+    "tumble_count_max": (
+        f"SELECT window_start, window_end, auction, COUNT(*) AS n, MAX(price) AS top "
+        f"FROM {TUMBLE} GROUP BY window_start, window_end, auction",
+        f"SELECT window_start, window_end, auction, COUNT(*), MAX(price) FROM {D_TUMBLE} "
+        f"GROUP BY ALL",
+    ),
+    "tumble_several_keys": (
+        f"SELECT window_start, auction, channel, SUM(price) AS s, MIN(amount) AS lo, "
+        f"AVG(amount) AS av, COUNT(price) AS cp FROM {TUMBLE} "
+        f"GROUP BY window_start, window_end, auction, channel",
+        f"SELECT window_start, auction, channel, SUM(price), MIN(amount), AVG(amount), "
+        f"COUNT(price) FROM {D_TUMBLE} GROUP BY window_start, window_end, auction, channel",
+    ),
+    "tumble_filter_clause": (
+        f"SELECT window_end, auction, COUNT(*) FILTER (WHERE price > 500) AS big, "
+        f"SUM(price) FILTER (WHERE channel = 'web') AS web, MAX(amount) FILTER "
+        f"(WHERE bidder < 10) AS few FROM {TUMBLE} GROUP BY window_start, window_end, auction",
+        f"SELECT window_end, auction, COUNT(*) FILTER (WHERE price > 500), "
+        f"SUM(price) FILTER (WHERE channel = 'web'), MAX(amount) FILTER (WHERE bidder < 10) "
+        f"FROM {D_TUMBLE} GROUP BY window_start, window_end, auction",
+    ),
+    "tumble_count_distinct": (
+        f"SELECT window_start, channel, COUNT(DISTINCT bidder) AS bidders, "
+        f"COUNT(DISTINCT auction) FILTER (WHERE price > 300) AS rich, COUNT(*) AS n "
+        f"FROM {TUMBLE} GROUP BY window_start, window_end, channel",
+        f"SELECT window_start, channel, COUNT(DISTINCT bidder), "
+        f"COUNT(DISTINCT auction) FILTER (WHERE price > 300), COUNT(*) "
+        f"FROM {D_TUMBLE} GROUP BY window_start, window_end, channel",
+    ),
+    "hop_sum": (
+        f"SELECT window_start, window_end, auction, SUM(price) AS s, COUNT(*) AS n "
+        f"FROM {HOP} GROUP BY window_start, window_end, auction",
+        f"SELECT window_start, window_end, auction, SUM(price), COUNT(*) FROM {D_HOP} "
+        f"GROUP BY ALL",
+    ),
+    "cumulate_count": (
+        f"SELECT window_start, window_end, channel, COUNT(*) AS n, MAX(price) AS top "
+        f"FROM {CUMULATE} GROUP BY window_start, window_end, channel",
+        f"SELECT window_start, window_end, channel, COUNT(*), MAX(price) FROM {D_CUMULATE} "
+        f"GROUP BY ALL",
+    ),
+    "global_window": (
+        f"SELECT window_start, window_end, COUNT(*) AS n, MAX(price) AS top, "
+        f"MIN(ts) AS first_ts, SUM(amount) AS total FROM {TUMBLE} "
+        f"GROUP BY window_start, window_end",
+        f"SELECT window_start, window_end, COUNT(*), MAX(price), MIN(ts), SUM(amount) "
+        f"FROM {D_TUMBLE} GROUP BY ALL",
+    ),
+    "having_and_expression_key": (
+        f"SELECT window_start, auction % 3 AS bucket, COUNT(*) AS n, "
+        f"SUM(price) / COUNT(price) AS avg_price FROM {TUMBLE} WHERE bidder > 3 "
+        f"GROUP BY window_start, window_end, auction % 3 HAVING COUNT(*) > 2",
+        f"SELECT window_start, auction % 3, COUNT(*), SUM(price) // COUNT(price) "
+        f"FROM {D_TUMBLE} WHERE bidder > 3 GROUP BY window_start, window_end, auction % 3 "
+        f"HAVING COUNT(*) > 2",
+    ),
+    "avg_integer_and_window_time": (
+        f"SELECT window_time, auction, AVG(price) AS avg_price FROM {TUMBLE} "
+        f"GROUP BY window_start, window_end, window_time, auction",
+        f"SELECT window_end - INTERVAL 1 MILLISECOND, auction, "
+        f"CAST(TRUNC(AVG(price)) AS BIGINT) FROM {D_TUMBLE} GROUP BY window_start, "
+        f"window_end, auction",
+    ),
+    "hop_distinct_filtered": (
+        f"SELECT window_start, COUNT(DISTINCT bidder) AS bidders, MAX(price) AS top "
+        f"FROM {HOP} WHERE channel <> 'api' GROUP BY window_start, window_end",
+        f"SELECT window_start, COUNT(DISTINCT bidder), MAX(price) FROM {D_HOP} "
+        f"WHERE channel <> 'api' GROUP BY window_start, window_end",
+    ),
+    "window_rows_without_aggregation": (
+        f"SELECT auction, price, window_start, window_end FROM {TUMBLE} WHERE price < 100",
+        f"SELECT auction, price, window_start, window_end FROM {D_TUMBLE} WHERE price < 100",
+    ),
+}
+
+
+def _normalize(value: object) -> object:
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, 6)
+    if isinstance(value, decimal.Decimal):
+        return round(float(value), 6)
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=None)
+    return value
+
+
+def _rows(columns: list[list[object]]) -> list[tuple]:
+    rows = [tuple(_normalize(v) for v in row) for row in zip(*columns)]
+    return sorted(rows, key=lambda r: tuple((v is None, str(type(v)), v) for v in r))
+
+
+def streamsql_rows(directory, sql: str, parallelism: int, batch_size: int):
+    session = streamsql.connect(
+        settings={"parallelism.default": str(parallelism), "execution.batch-size": str(batch_size)}
+    )
+    session.execute(
+        f"CREATE TABLE bids ({DDL_COLUMNS}) WITH ('connector' = 'filesystem', "
+        f"'path' = '{directory}', 'format' = 'parquet')"
+    )
+    handle = session.sql(sql)
+    table = handle.to_arrow()
+    return _rows([c.to_pylist() for c in table.columns]), handle.result
+
+
+def duckdb_rows(directory, sql: str, *, exclude_late: bool = False):
+    con = duck.connect()
+    where = " WHERE NOT late" if exclude_late else ""
+    duck.run(
+        con,
+        f"CREATE VIEW bids AS SELECT * FROM read_parquet('{directory}/*.parquet'){where}",
+    )
+    table = duck.query_arrow(con, sql)
+    return _rows([c.to_pylist() for c in table.columns])
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("bids"))
+
+
+@pytest.fixture(scope="module")
+def late_dataset(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("late_bids"), with_late=True)
+
+
+@pytest.mark.parametrize("batch_size", BATCH_SIZES)
+@pytest.mark.parametrize("parallelism", PARALLELISM)
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_matches_duckdb(dataset, case, parallelism, batch_size):
+    ours, theirs = CASES[case]
+    got, result = streamsql_rows(dataset, ours, parallelism, batch_size)
+    expected = duckdb_rows(dataset, theirs)
+    assert got == expected
+    assert result.late_rows_dropped == 0
+    assert len(got) > 0
+
+
+@pytest.mark.parametrize("batch_size", BATCH_SIZES)
+@pytest.mark.parametrize("parallelism", PARALLELISM)
+def test_late_rows_are_dropped_and_counted(late_dataset, parallelism, batch_size):
+    ours, theirs = CASES["tumble_count_max"]
+    got, result = streamsql_rows(late_dataset, ours, parallelism, batch_size)
+    assert got == duckdb_rows(late_dataset, theirs, exclude_late=True)
+    assert result.late_rows_dropped == 9

@@ -9,7 +9,11 @@ same file, DuckDB's batch GROUP BY; prints events/s for both and their ratio.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
 
 from bench.common import best_of, bids_file, run_cli
 from streamsql import duck

@@ -19,7 +19,7 @@ from streamsql.plan.binder import Binder
 from streamsql.runtime.job import JobResult
 from streamsql.session import Session, _inserts
 
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _session(parallelism: int | None, sets: tuple[str, ...], state_dir: str | None) -> Session:

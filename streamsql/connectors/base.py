@@ -81,7 +81,7 @@ class Source:
     def __init__(self) -> None:
         self.counters: dict[str, int] = {"rows_read": 0, "parse_errors_skipped": 0}
 
-    def open(self) -> None:  # noqa: B027 - optional hook
+    def open(self) -> None:
         """Acquire files or handles."""
 
     def read(self) -> pa.RecordBatch | None:
@@ -95,7 +95,7 @@ class Source:
         """Continue from a position returned by position()."""
         raise NotImplementedError(f"{type(self).__name__} cannot resume from a position")
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release files or handles."""
 
 
@@ -108,16 +108,16 @@ class Sink:
     def __init__(self) -> None:
         self.counters: dict[str, int] = {"rows_written": 0}
 
-    def open(self) -> None:  # noqa: B027 - optional hook
+    def open(self) -> None:
         """Prepare for writing."""
 
     def write(self, batch: pa.RecordBatch) -> None:
         raise NotImplementedError
 
-    def flush(self) -> None:  # noqa: B027 - optional hook
+    def flush(self) -> None:
         """Make everything written so far durable/visible (checkpoints call this)."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """End of input: finish and publish whatever is pending."""
 
 
@@ -157,7 +157,15 @@ _DURATION = re.compile(
     r"min|mins|minute|minutes|h|hour|hours|d|day|days)?\s*$",
     re.IGNORECASE,
 )
-_DURATION_MS = {"ms": 1, "mil": 1, "s": 1000, "se": 1000, "mi": 60_000, "h": 3_600_000, "d": 86_400_000}
+_DURATION_MS = {
+    "ms": 1,
+    "mil": 1,
+    "s": 1000,
+    "se": 1000,
+    "mi": 60_000,
+    "h": 3_600_000,
+    "d": 86_400_000,
+}
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|bytes|kb|k|mb|m|gb|g)?\s*$", re.IGNORECASE)
 _MEMORY_BYTES = {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
@@ -208,7 +216,8 @@ def parse_value(option: Option, key: str, raw: str) -> Any:
         if option.kind == "memory":
             return parse_memory_bytes(raw)
         if option.kind == "char":
-            text = raw.encode().decode("unicode_escape") if raw.startswith("\\") else raw
+            escaped = raw.startswith("\\") and len(raw) > 1  # '\t' is a tab, '\' a backslash
+            text = raw.encode().decode("unicode_escape") if escaped else raw
             if len(text) != 1:
                 raise ValueError(f"{raw!r} is not a single character")
             return text

@@ -38,4 +38,5 @@ def lark_parser() -> Lark:
         lexer="contextual",
         propagate_positions=True,
         maybe_placeholders=True,
+        cache=True,  # the LALR tables are built once per grammar version, not per process
     )

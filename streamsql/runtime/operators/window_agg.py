@@ -1,9 +1,11 @@
 """Window aggregation: partial aggregates per batch, merged and emitted at window close.
 
 Per batch, rows of windows that already fired are dropped and counted as late; the rest
-are pre-aggregated per (window, key) with pyarrow and appended to a DuckDB state table.
-When the watermark passes a window's end, DuckDB merges that window's partials, the rows
-are emitted once (append-only) and deleted from state.
+are pre-aggregated per (window, key) with pyarrow into a write buffer, which moves into the
+operator's DuckDB state table once it holds FLUSH_ROWS rows and at every checkpoint
+barrier. When the watermark passes a window's end, one DuckDB query merges that window's
+partials from the table and the buffer; the rows are emitted once (append-only) and the
+window's partials are deleted.
 """
 
 from __future__ import annotations
@@ -38,17 +40,23 @@ class WindowAggOperator(Operator):
         self.distinct_buffer: dict[int, list[pa.Table]] = {i: [] for i, _ in self.distinct}
         self.buffered = 0
         self.partials_table = ""
+        self.table_ends: set[int] = set()  # windows with partials in the DuckDB table
         self.distinct_tables: dict[int, str] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def open(self, ctx: OperatorContext) -> None:
         super().open(ctx)
-        probe = self._partials(_empty(self.node.input.schema))
+        empty = _empty(self.node.input.schema)
+        self.partials_schema = self._partials(empty).schema
         suffix = f"_i{ctx.instance}"
-        self.partials_table = ctx.state.create(f"{ctx.state_prefix}_window_agg{suffix}", probe.schema)
+        self.partials_table = ctx.state.create(
+            f"{ctx.state_prefix}_window_agg{suffix}", self.partials_schema
+        )
+        self.distinct_schemas: dict[int, pa.Schema] = {}
         for i, a in self.distinct:
-            schema = self._distinct_rows(_empty(self.node.input.schema), a).schema
+            schema = self._distinct_rows(empty, a).schema
+            self.distinct_schemas[i] = schema
             self.distinct_tables[i] = ctx.state.create(
                 f"{ctx.state_prefix}_window_agg_distinct{i}{suffix}", schema
             )
@@ -73,14 +81,32 @@ class WindowAggOperator(Operator):
         limit = min(watermark + 1, _INT64_MAX)  # a window fires once wm >= end - 1 ms
         if not self.pending or min(self.pending) > limit:
             return ()
-        self._flush()
-        fired = self._merge(limit)
-        self.pending = {e for e in self.pending if e > limit}
-        everything = not self.pending
-        for table in [self.partials_table, *self.distinct_tables.values()]:
+        fired = {e for e in self.pending if e <= limit}
+        from_table = bool(fired & self.table_ends)
+        merged = self._merge(limit, from_table)
+        self._keep_unfired(limit)
+        if from_table:
+            everything = fired >= self.table_ends
             where = "" if everything else f" WHERE we <= {limit}"
-            self.ctx.state.execute(f"DELETE FROM {quote(table)}{where}")
-        return [fired.to_batches()[0]] if fired.num_rows else ()
+            for table in [self.partials_table, *self.distinct_tables.values()]:
+                self.ctx.state.execute(f"DELETE FROM {quote(table)}{where}")
+            self.table_ends -= fired
+        self.pending -= fired
+        return merged.to_batches() if merged.num_rows else ()
+
+    def _keep_unfired(self, limit: int) -> None:
+        """Drop the buffered partials of the windows that just fired."""
+
+        def rest(chunks: list[pa.Table]) -> list[pa.Table]:
+            kept = [c.filter(pc.greater(c.column("we"), limit)) for c in chunks]
+            return [c for c in kept if c.num_rows]
+
+        self.buffer = rest(self.buffer)
+        for i, chunks in self.distinct_buffer.items():
+            self.distinct_buffer[i] = rest(chunks)
+        self.buffered = sum(c.num_rows for c in self.buffer) + sum(
+            c.num_rows for chunks in self.distinct_buffer.values() for c in chunks
+        )
 
     def on_barrier(self, epoch: int) -> None:
         self._flush()
@@ -145,8 +171,11 @@ class WindowAggOperator(Operator):
         return table.group_by([*self.group, "v"], use_threads=False).aggregate([])
 
     def _flush(self) -> None:
+        """Move the write buffer into the DuckDB state tables."""
         if self.buffer:
-            self.ctx.state.append(self.partials_table, pa.concat_tables(self.buffer))
+            data = pa.concat_tables(self.buffer)
+            self.ctx.state.append(self.partials_table, data)
+            self.table_ends.update(pc.unique(data.column("we")).to_pylist())
             self.buffer.clear()
         for i, rows in self.distinct_buffer.items():
             if rows:
@@ -156,29 +185,45 @@ class WindowAggOperator(Operator):
 
     # -- at window close -----------------------------------------------------------------------
 
-    def _merge(self, limit: int) -> pa.Table:
+    def _merge(self, limit: int, from_table: bool) -> pa.Table:
+        """Merge the partials of every window ending at or before ``limit``: those in the
+        DuckDB state table (when ``from_table``) and those still in the write buffer.
+        """
+        inputs: dict[str, pa.Table] = {}
+
+        def source(table: str, chunks: list[pa.Table], alias: str, schema: pa.Schema) -> str:
+            parts = []
+            if from_table:
+                parts.append(f"SELECT * FROM {quote(table)} WHERE we <= {limit}")
+            inputs[alias] = pa.concat_tables(chunks) if chunks else schema.empty_table()
+            parts.append(f"SELECT * FROM {alias} WHERE we <= {limit}")
+            return " UNION ALL ".join(parts)
+
         group = ", ".join(self.group)
         selects = [*self.group, "CAST(SUM(__n) AS BIGINT) AS __n"]
         for i, a in self.plain:
             selects += _merge_exprs(i, a)
-        sql = (
-            f"SELECT {', '.join(selects)} FROM {quote(self.partials_table)} "
-            f"WHERE we <= {limit} GROUP BY {group}"
-        )
+        main = source(self.partials_table, self.buffer, "__buf", self.partials_schema)
+        sql = f"SELECT {', '.join(selects)} FROM ({main}) GROUP BY {group}"
         joins = []
         for i, _a in self.distinct:
             alias = f"d{i}"
+            rows = source(
+                self.distinct_tables[i], self.distinct_buffer[i], f"__dbuf{i}",
+                self.distinct_schemas[i],
+            )
             sub = (
-                f"SELECT {group}, COUNT(DISTINCT v) AS c, SUM(DISTINCT v) AS s FROM "
-                f"{quote(self.distinct_tables[i])} WHERE we <= {limit} GROUP BY {group}"
+                f"SELECT {group}, COUNT(DISTINCT v) AS c, SUM(DISTINCT v) AS s "
+                f"FROM ({rows}) GROUP BY {group}"
             )
             on = " AND ".join(f"m.{g} IS NOT DISTINCT FROM {alias}.{g}" for g in self.group)
             joins.append(f"LEFT JOIN ({sub}) {alias} ON {on}")
         outer = ["m.*"] + [f"d{i}.c AS dc{i}, d{i}.s AS ds{i}" for i, _ in self.distinct]
-        order = ", ".join(f"m.{g}" for g in ["we", "ws", *self.key_cols])
-        full = f"SELECT {', '.join(outer)} FROM ({sql}) m {' '.join(joins)} ORDER BY {order}"
-        merged = self.ctx.state.query(full)
-        return self._output(merged)
+        full = f"SELECT {', '.join(outer)} FROM ({sql}) m {' '.join(joins)}"
+        merged = self.ctx.state.query(full, **inputs)
+        # A stable output order (by window, then key) costs less in Arrow than in SQL.
+        order = [(g, "ascending") for g in ["we", "ws", *self.key_cols]]
+        return self._output(merged.sort_by(order))
 
     def _output(self, merged: pa.Table) -> pa.Table:
         ends = merged.column("we").combine_chunks()

@@ -1,0 +1,26 @@
+"""The blackhole connector: a sink that discards every row (for benchmarks and tests)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from streamsql.connectors.base import Connector, Sink, SinkContext, TableContext, register
+
+
+class BlackholeSink(Sink):
+    """Counts the rows it is given and keeps none of them."""
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self.counters["rows_written"] += batch.num_rows
+
+
+@register
+class BlackholeConnector(Connector):
+    """``'connector' = 'blackhole'``: takes no options."""
+
+    name = "blackhole"
+    sink_class = BlackholeSink
+
+    def create_sink(self, table: TableContext, ctx: SinkContext) -> Sink:
+        self.validate(table, "sink")
+        return BlackholeSink()

@@ -1,0 +1,152 @@
+"""The filesystem source: reads a file or a directory tree of csv, json or parquet files."""
+
+from __future__ import annotations
+
+import bisect
+import os
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import pyarrow as pa
+
+from streamsql.connectors.base import Source
+from streamsql.connectors.formats.common import Chunk, ReadSpec
+from streamsql.connectors.formats.csv_reader import read_csv_chunks
+from streamsql.connectors.formats.json_reader import read_json_chunks
+from streamsql.connectors.formats.parquet_reader import read_parquet_chunks
+from streamsql.errors import ConfigError
+
+ChunkReader = Callable[[str, ReadSpec, Mapping[str, int]], Iterator[Chunk]]
+
+READERS: dict[str, ChunkReader] = {
+    "csv": read_csv_chunks,
+    "json": read_json_chunks,
+    "parquet": read_parquet_chunks,
+}
+
+
+def list_files(path: str) -> list[str]:
+    """The files under ``path`` in sorted path order, hidden ones ('.x', '_x') left out.
+
+    A path naming a file is that one file.
+    """
+    if os.path.isfile(path):
+        return [path]
+    if not os.path.isdir(path):
+        raise ConfigError(f"path '{path}' does not exist", option="path")
+    found = []
+    for root, dirs, files in os.walk(path):
+        dirs[:] = [d for d in dirs if not _hidden(d)]
+        rel = os.path.relpath(root, path)
+        for name in files:
+            if not _hidden(name):
+                found.append(name if rel == "." else f"{rel}/{name}".replace(os.sep, "/"))
+    return [os.path.join(path, rel) for rel in sorted(found)]
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith((".", "_"))
+
+
+class FileSource(Source):
+    """Reads the files of one source instance (file i goes to instance i mod parallelism).
+
+    Files are read one after the other and a batch never holds rows of two files. The
+    position is the file (index and path) and the place in it: byte offset and line for
+    csv/json, row number for parquet.
+    """
+
+    bounded = True
+
+    def __init__(self, path: str, fmt: str, spec: ReadSpec, instance: int, parallelism: int):
+        super().__init__()
+        self.path = path
+        self.spec = spec
+        self.spec.counters = self.counters  # the readers count skipped rows here
+        self.reader = READERS[fmt]
+        self.instance, self.parallelism = instance, parallelism
+        self.files: list[str] | None = None
+        self._file = 0  # index into self.files of the file being read
+        self._inner: dict[str, int] = {}  # where in that file the next read starts
+        self._chunks: Iterator[Chunk] | None = None
+        self._chunk: Chunk | None = None
+        self._taken = 0
+
+    def open(self) -> None:
+        if self.files is None:
+            self.files = list_files(self.path)
+            self._file = self._next_mine(0)
+
+    def read(self) -> pa.RecordBatch | None:
+        self.open()
+        assert self.files is not None
+        while True:
+            chunk = self._chunk
+            if chunk is not None and self._taken < chunk.batch.num_rows:
+                n = min(self.spec.batch_size, chunk.batch.num_rows - self._taken)
+                batch = chunk.batch.slice(self._taken, n)
+                self._taken += n
+                self._inner = chunk.position_after(self._taken)
+                self.counters["rows_read"] += n
+                return batch
+            if chunk is not None:
+                self._inner, self._chunk = dict(chunk.end), None
+            if self._file >= len(self.files):
+                return None
+            if self._chunks is None:
+                self._chunks = self.reader(self.files[self._file], self.spec, self._inner)
+            nxt = next(self._chunks, None)
+            if nxt is None:
+                self._drop_reader()
+                self._file, self._inner = self._next_mine(self._file + 1), {}
+            else:
+                self._chunk, self._taken = nxt, 0
+
+    def position(self) -> dict[str, Any]:
+        self.open()
+        assert self.files is not None
+        done = self._file >= len(self.files)
+        return {"file": self._file, "path": None if done else self._rel(self._file), **self._inner}
+
+    def seek(self, position: Mapping[str, Any]) -> None:
+        self.open()
+        assert self.files is not None
+        rels = [self._rel(i) for i in range(len(self.files))]
+        path = position.get("path")
+        if path in rels:
+            index, keep = rels.index(path), True
+        elif path is not None:
+            # The file is gone: go on with the next one in path order.
+            index, keep = bisect.bisect_right(rels, path), False
+        else:
+            index, keep = int(position.get("file", len(self.files))), False
+        self._drop_reader()
+        self._file = self._next_mine(index)
+        keep = keep and self._file == index
+        self._inner = {
+            k: int(position[k]) for k in ("offset", "line", "row") if keep and k in position
+        }
+
+    def close(self) -> None:
+        self._drop_reader()
+        self.spec.close()
+
+    def _drop_reader(self) -> None:
+        if self._chunks is not None:
+            close = getattr(self._chunks, "close", None)
+            if close:
+                close()
+        self._chunks, self._chunk, self._taken = None, None, 0
+
+    def _next_mine(self, index: int) -> int:
+        """The first file at or after ``index`` that this instance reads."""
+        assert self.files is not None
+        while index < len(self.files) and index % self.parallelism != self.instance:
+            index += 1
+        return min(index, len(self.files))
+
+    def _rel(self, i: int) -> str:
+        assert self.files is not None
+        if os.path.isfile(self.path):
+            return os.path.basename(self.path)
+        return os.path.relpath(self.files[i], self.path).replace(os.sep, "/")

@@ -159,8 +159,11 @@ class Catalog:
         if self.resolve(name) == name:
             if stmt.if_not_exists:
                 return None
-            raise BindError(f"table or view '{name}' already exists", span=stmt.span,
-                            hint="DROP it first or use CREATE TABLE IF NOT EXISTS")
+            raise BindError(
+                f"table or view '{name}' already exists",
+                span=stmt.span,
+                hint="DROP it first or use CREATE TABLE IF NOT EXISTS",
+            )
         table = build_table(name, stmt)
         self.tables[name] = table
         return table
@@ -261,8 +264,7 @@ def _watermark(wm: ast.WatermarkDef, schema: pa.Schema) -> Watermark:
     compiled = compile_expr(wm.expr, schema)
     if not is_time_type(compiled.type):
         raise BindError(
-            f"the watermark expression is {sql_type_name(compiled.type)}; it must give a "
-            "TIMESTAMP",
+            f"the watermark expression is {sql_type_name(compiled.type)}; it must give a TIMESTAMP",
             span=span_of(wm.expr) or wm.span,
             hint=f"e.g. WATERMARK FOR {wm.column} AS {wm.column} - INTERVAL '5' SECOND",
         )

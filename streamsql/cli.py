@@ -140,6 +140,7 @@ def _run_select(session: Session, stmt: ast.Query, script: str, out: Console, qu
         result = _run_job(session, planned, results, collected.append)
         print_table(out, pa.Table.from_batches(collected, schema=schema))
     else:
+
         def show(batch: pa.RecordBatch) -> None:
             for line in row_lines(batch):
                 out.print(line, markup=False, highlight=False)

@@ -11,9 +11,7 @@ from streamsql.errors import ConfigError, did_you_mean
 
 SETTINGS: tuple[Option, ...] = (
     Option("parallelism.default", "int", 1, help="parallel instances of each stateful operator"),
-    Option(
-        "execution.batch-size", "int", 65536, help="most rows a source puts in one micro-batch"
-    ),
+    Option("execution.batch-size", "int", 65536, help="most rows a source puts in one micro-batch"),
     Option("pipeline.name", "string", "streamsql", help="the job's name in metrics and files"),
     Option(
         "pipeline.max-parallelism",
@@ -38,9 +36,9 @@ SETTINGS: tuple[Option, ...] = (
 
 
 def _validate_int(key: str, value: Any) -> None:
-    if key in ("parallelism.default", "execution.batch-size", "pipeline.max-parallelism"):
-        if value < 1:
-            raise ConfigError(f"'{key}' must be at least 1, got {value}", option=key)
+    positive = ("parallelism.default", "execution.batch-size", "pipeline.max-parallelism")
+    if key in positive and value < 1:
+        raise ConfigError(f"'{key}' must be at least 1, got {value}", option=key)
 
 
 @dataclass

@@ -102,7 +102,9 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def create_table(con: Connection, table_name: str, schema: pa.Schema, *, replace: bool = True) -> None:
+def create_table(
+    con: Connection, table_name: str, schema: pa.Schema, *, replace: bool = True
+) -> None:
     """Create a DuckDB table whose columns hold the Arrow schema's types."""
     empty = schema.empty_table()
     alias = f"__schema_{next(_names)}"

@@ -33,7 +33,7 @@ def print_table(console: Console, table: pa.Table, max_rows: int = MAX_ROWS) -> 
         view.add_column(f"{field.name}\n{sql_type_name(field.type)}")
     shown = table.slice(0, max_rows)
     columns = [_text(shown.column(i).combine_chunks()) for i in range(shown.num_columns)]
-    for row in zip(*columns):
+    for row in zip(*columns, strict=True):
         view.add_row(*row)
     console.print(view)
     more = f" (showing {max_rows})" if table.num_rows > max_rows else ""
@@ -49,7 +49,7 @@ def row_lines(batch: pa.RecordBatch) -> list[str]:
         batch = batch.drop_columns(["_op"])
     columns = [_text(batch.column(i)) for i in range(batch.num_columns)]
     lines = []
-    for i, row in enumerate(zip(*columns)):
+    for i, row in enumerate(zip(*columns, strict=True)):
         kind = OPS.get(ops[i], "+I") if ops else "+I"
         lines.append(f"{kind}[{', '.join(row)}]")
     return lines

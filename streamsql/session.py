@@ -185,8 +185,9 @@ class Session:
         with _pointing_at(sql):
             stmt = parse_statement(sql)
             if not isinstance(stmt, ast.Query):
-                raise PlanError("query() takes a SELECT; use execute() for other statements",
-                                span=stmt.span)
+                raise PlanError(
+                    "query() takes a SELECT; use execute() for other statements", span=stmt.span
+                )
             return self._query(stmt)
 
     def sql(self, sql: str) -> QueryHandle:
@@ -243,8 +244,9 @@ class Session:
         n = next(self._jobs)
         state = StateStore(self.con, prefix=f"j{n}_")
         name = f"{self.settings['pipeline.name']}-{n}"
-        job = Job(planned.graph, self.settings, state, name=name, stdout=self.stdout,
-                  results=results)
+        job = Job(
+            planned.graph, self.settings, state, name=name, stdout=self.stdout, results=results
+        )
         return Driver(job)
 
     # -- introspection -----------------------------------------------------------------------
@@ -280,14 +282,18 @@ class Session:
             rows = found.describe()
         else:
             scope = Binder(self.catalog).bind_query(found.query.tree)
-            rows = [(c.name, sql_type_name(f.type), True, "")
-                    for c, f in zip(scope.columns, scope.node.schema)]
-        return pa.table({
-            "name": [r[0] for r in rows],
-            "type": [r[1] for r in rows],
-            "null": [r[2] for r in rows],
-            "extras": [r[3] for r in rows],
-        })
+            rows = [
+                (c.name, sql_type_name(f.type), True, "")
+                for c, f in zip(scope.columns, scope.node.schema, strict=True)
+            ]
+        return pa.table(
+            {
+                "name": [r[0] for r in rows],
+                "type": [r[1] for r in rows],
+                "null": [r[2] for r in rows],
+                "extras": [r[3] for r in rows],
+            }
+        )
 
     def settings_table(self) -> pa.Table:
         items = sorted(self.settings.values.items())
@@ -342,9 +348,7 @@ class QueryHandle:
         return pa.Table.from_batches(list(self.stream()), schema=self.schema)
 
 
-def connect(
-    state_dir: str | Path | None = None, settings: dict[str, str] | None = None
-) -> Session:
+def connect(state_dir: str | Path | None = None, settings: dict[str, str] | None = None) -> Session:
     """A new session; ``state_dir`` holds its DuckDB state (in memory when None) and
     ``settings`` are applied as if by ``SET 'key' = 'value'``.
     """

@@ -69,8 +69,16 @@ class TypeSpec:
                 )
             return pa.decimal128(precision, scale)
         if name in ("TIMESTAMP", "TIMESTAMP_LTZ"):
-            precision = self.params[0] if self.params else (6 if name == "TIMESTAMP" else 6)
-            unit = "s" if precision == 0 else "ms" if precision <= 3 else "us" if precision <= 6 else "ns"
+            precision = self.params[0] if self.params else 6
+            unit = (
+                "s"
+                if precision == 0
+                else "ms"
+                if precision <= 3
+                else "us"
+                if precision <= 6
+                else "ns"
+            )
             ltz = self.local_time_zone or name == "TIMESTAMP_LTZ"
             return pa.timestamp(unit, tz="UTC" if ltz else None)
         if name == "ROW":

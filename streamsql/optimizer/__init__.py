@@ -58,4 +58,4 @@ def optimize(
     return result
 
 
-__all__ = ["REQUIRED", "RULES", "OptimizerContext", "Optimized", "optimize"]
+__all__ = ["REQUIRED", "RULES", "Optimized", "OptimizerContext", "optimize"]

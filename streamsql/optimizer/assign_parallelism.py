@@ -8,9 +8,7 @@ from streamsql.optimizer.context import OptimizerContext
 from streamsql.plan.nodes import PlanNode, Scan, transform_up
 
 
-def assign_parallelism(
-    roots: tuple[PlanNode, ...], ctx: OptimizerContext
-) -> tuple[PlanNode, ...]:
+def assign_parallelism(roots: tuple[PlanNode, ...], ctx: OptimizerContext) -> tuple[PlanNode, ...]:
     """Sources read with one instance; stateful operators run ``parallelism.default``
     instances (one when they have no partition keys); the stateless operators right after a
     source are spread over ``parallelism.default`` instances; everything else keeps the

@@ -27,7 +27,7 @@ def fold_constants(roots: tuple[PlanNode, ...], ctx: OptimizerContext) -> tuple[
                 return node if cond is node.condition else Filter(node.input, cond)
             case Project():
                 exprs = tuple((n, fold(e)) for n, e in node.exprs)
-                if all(a[1] is b[1] for a, b in zip(exprs, node.exprs)):
+                if all(a[1] is b[1] for a, b in zip(exprs, node.exprs, strict=True)):
                     return node
                 return Project(node.input, exprs, parallelism=node.parallelism)
         return node

@@ -14,9 +14,7 @@ def required_distribution(node: PlanNode) -> Distribution | None:
     return Distribution("hash", tuple(keys)) if keys else Distribution("singleton")
 
 
-def insert_exchanges(
-    roots: tuple[PlanNode, ...], ctx: OptimizerContext
-) -> tuple[PlanNode, ...]:
+def insert_exchanges(roots: tuple[PlanNode, ...], ctx: OptimizerContext) -> tuple[PlanNode, ...]:
     """A stateful operator gets hash(keys) (fields grouping) or singleton input; a change
     of parallelism between stateless operators gets round_robin (shuffle grouping); equal
     parallelism without a key requirement is a forward edge and needs no Exchange.
@@ -34,12 +32,10 @@ def insert_exchanges(
                 new_inputs.append(Exchange(child, need, parallelism=node.parallelism))
             elif child.parallelism != node.parallelism:
                 kind = "singleton" if node.parallelism == 1 else "round_robin"
-                new_inputs.append(
-                    Exchange(child, Distribution(kind), parallelism=node.parallelism)
-                )
+                new_inputs.append(Exchange(child, Distribution(kind), parallelism=node.parallelism))
             else:
                 new_inputs.append(child)
-        if all(a is b for a, b in zip(new_inputs, node.inputs)):
+        if all(a is b for a, b in zip(new_inputs, node.inputs, strict=True)):
             return node
         return node.with_inputs(*new_inputs)
 

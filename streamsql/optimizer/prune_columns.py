@@ -27,7 +27,7 @@ def prune_columns(roots: tuple[PlanNode, ...], ctx: OptimizerContext) -> tuple[P
     needed: dict[int, set[str]] = {id(r): set(r.schema.names) for r in roots}
     for node in reversed(order):  # consumers before their inputs
         want = needed.setdefault(id(node), set())
-        for child, cols in zip(node.inputs, _input_needs(node, want)):
+        for child, cols in zip(node.inputs, _input_needs(node, want), strict=True):
             needed.setdefault(id(child), set()).update(cols)
 
     memo: dict[int, PlanNode] = {}
@@ -70,7 +70,9 @@ def _kept(node: Project, want: set[str]) -> tuple[tuple[str, exp.Expression], ..
     return kept or node.exprs[:1]  # a batch needs at least one column to carry its rows
 
 
-def _pruned(node: PlanNode, inputs: tuple[PlanNode, ...], want: set[str], is_root: bool) -> PlanNode:
+def _pruned(
+    node: PlanNode, inputs: tuple[PlanNode, ...], want: set[str], is_root: bool
+) -> PlanNode:
     match node:
         case Scan():
             cols = tuple(c for c in node.columns if c in want) or node.columns[:1]
@@ -81,5 +83,5 @@ def _pruned(node: PlanNode, inputs: tuple[PlanNode, ...], want: set[str], is_roo
             if not is_root and project.is_identity():
                 return inputs[0]
             return project
-    changed = any(a is not b for a, b in zip(inputs, node.inputs))
+    changed = any(a is not b for a, b in zip(inputs, node.inputs, strict=True))
     return node.with_inputs(*inputs) if changed else node

@@ -126,4 +126,47 @@ def _unquoted_where_safe(e: exp.Expression) -> exp.Expression:
 
 
 #: Words that need quoting as identifiers even though sqlglot's tokenizer does not list them.
-_RESERVED = frozenset({"VALUE", "TIMESTAMP", "DATE", "TIME", "USER", "ROW", "TABLE", "ORDER"})
+_RESERVED = frozenset(
+    [
+        "VALUE",
+        "VALUES",
+        "TIMESTAMP",
+        "DATE",
+        "TIME",
+        "USER",
+        "ROW",
+        "ROWS",
+        "TABLE",
+        "ORDER",
+        "GROUP",
+        "WINDOW",
+        "RANGE",
+        "YEAR",
+        "QUARTER",
+        "MONTH",
+        "WEEK",
+        "DAY",
+        "HOUR",
+        "MINUTE",
+        "SECOND",
+        "INTERVAL",
+        "START",
+        "END",
+        "KEY",
+        "RESULT",
+        "POSITION",
+        "SYSTEM",
+        "CURRENT",
+        "PARTITION",
+        "LOCAL",
+        "AT",
+        "ZONE",
+        "MATCH",
+        "RETURNS",
+        "SESSION",
+        "LANGUAGE",
+        "RANK",
+        "FUNCTION",
+        "NUMBER",
+    ]
+)

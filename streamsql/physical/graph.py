@@ -1,4 +1,4 @@
-"""The job graph: tasks (chains of operators × parallel instances) joined by edges."""
+"""The job graph: tasks (operator chains run by parallel instances) joined by edges."""
 
 from __future__ import annotations
 

@@ -107,7 +107,9 @@ class AggregateBinder:
 
         items = [self.binder.expr(i, scope, allow_aggregates=True) for i in self.sel.expressions]
         having = self.sel.args.get("having")
-        having_expr = self.binder.expr(having.this, scope, allow_aggregates=True) if having else None
+        having_expr = (
+            self.binder.expr(having.this, scope, allow_aggregates=True) if having else None
+        )
 
         pre_schema_probe = scope.node.schema
         for e in [*items, *([having_expr] if having_expr is not None else [])]:
@@ -131,7 +133,7 @@ class AggregateBinder:
         outputs: list[tuple[str, exp.Expression]] = []
         cols: list[ScopeColumn] = []
         window_roles: dict[str, str] = {}
-        for item_sql, bound in zip(self.sel.expressions, items):
+        for item_sql, bound in zip(self.sel.expressions, items, strict=True):
             name = self.binder.output_name(item_sql, len(outputs), [n for n, _ in outputs])
             rewritten = self._rewrite(_strip_alias(bound), roles)
             outputs.append((name, rewritten))
@@ -150,7 +152,11 @@ class AggregateBinder:
         text = to_sql(e)
         if text in self.pre:
             return self.pre[text][0]
-        if isinstance(e, exp.Column) and e.name not in WINDOW_COLUMNS and not e.name.startswith("$"):
+        if (
+            isinstance(e, exp.Column)
+            and e.name not in WINDOW_COLUMNS
+            and not e.name.startswith("$")
+        ):
             name = e.name
         else:
             name = f"{prefix}{len(self.pre)}"
@@ -165,7 +171,9 @@ class AggregateBinder:
         call = node
         if isinstance(node, exp.Filter):
             call = node.this
-            cond = node.expression.this if isinstance(node.expression, exp.Where) else node.expression
+            cond = (
+                node.expression.this if isinstance(node.expression, exp.Where) else node.expression
+            )
             compile_predicate(cond, schema)
             filt = self._pre_column(cond, "$f")
         func = AGGREGATES.get(type(call))
@@ -215,10 +223,11 @@ class AggregateBinder:
         for col in out.find_all(exp.Column):
             allowed = {a.call.name for a in self.aggs.values()} | set(self.key_names.values())
             if col.name not in allowed and col.name not in WINDOW_COLUMNS:
-                user = next((c.name for c in self.scope.columns if c.internal == col.name), col.name)
+                user = next(
+                    (c.name for c in self.scope.columns if c.internal == col.name), col.name
+                )
                 raise BindError(
-                    f"column '{user}' must appear in GROUP BY or be used in an aggregate "
-                    "function",
+                    f"column '{user}' must appear in GROUP BY or be used in an aggregate function",
                     span=span_of(_find_original(e, col.name)),
                     hint=f"add '{user}' to GROUP BY, or aggregate it, e.g. MAX({user})",
                 )

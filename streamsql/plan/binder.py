@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from sqlglot import exp
 
 from streamsql.catalog import Catalog, CatalogTable, CatalogView
@@ -11,7 +10,7 @@ from streamsql.errors import BindError, PlanError, StreamSQLError
 from streamsql.parser import ast
 from streamsql.parser.spans import span_of
 from streamsql.plan.aggregate import AggregateBinder, contains_aggregate, is_aggregate
-from streamsql.plan.nodes import Collect, Filter, PlanNode, Project, Scan, Sink
+from streamsql.plan.nodes import Collect, Filter, Project, Scan, Sink
 from streamsql.plan.scope import Scope, ScopeColumn
 from streamsql.plan.windows import bind_window_tvf, is_window_call
 from streamsql.types import sql_type_name
@@ -52,7 +51,7 @@ class Binder:
                 f"({', '.join(source.names)})",
                 span=stmt.query.span or stmt.span,
             )
-        by_target = dict(zip(names, source.names))
+        by_target = dict(zip(names, source.names, strict=True))
         exprs = []
         for f in target:
             if f.name in by_target:
@@ -78,8 +77,9 @@ class Binder:
                 return self.bind_query(tree.this, ctes)
             case exp.Union():
                 raise PlanError(
-                    "UNION is not supported yet", span=span_of(tree), hint="run each branch "
-                    "as its own INSERT INTO the same sink"
+                    "UNION is not supported yet",
+                    span=span_of(tree),
+                    hint="run each branch as its own INSERT INTO the same sink",
                 )
             case _:
                 raise PlanError(f"{tree.key.upper()} queries are not supported", span=span_of(tree))
@@ -88,7 +88,8 @@ class Binder:
         from_ = sel.args.get("from_") or sel.args.get("from")
         if from_ is None:
             raise PlanError(
-                "a streaming query needs a FROM clause", span=span_of(sel),
+                "a streaming query needs a FROM clause",
+                span=span_of(sel),
                 hint="read from a table, e.g. SELECT ... FROM my_table",
             )
         if sel.args.get("joins"):
@@ -101,8 +102,9 @@ class Binder:
         where = sel.args.get("where")
         if where is not None:
             cond = self.expr(where.this, scope)
-            scope = Scope(Filter(scope.node, cond), scope.columns, scope.window,
-                          scope.window_columns)
+            scope = Scope(
+                Filter(scope.node, cond), scope.columns, scope.window, scope.window_columns
+            )
         self._unsupported_clauses(sel)
         aggregated = sel.args.get("group") is not None or any(
             contains_aggregate(e) for e in sel.expressions
@@ -190,9 +192,7 @@ class Binder:
             found = self.catalog.lookup(name, span_of(at))
         except StreamSQLError:
             if ctes:
-                raise BindError(
-                    f"unknown table, view or CTE '{name}'", span=span_of(at)
-                ) from None
+                raise BindError(f"unknown table, view or CTE '{name}'", span=span_of(at)) from None
             raise
         if isinstance(found, CatalogTable):
             found.validate_for("source")
@@ -201,9 +201,7 @@ class Binder:
 
     def _view(self, view: CatalogView, at: exp.Expression) -> Scope:
         if view.name in self._expanding:
-            raise BindError(
-                f"view '{view.name}' refers to itself", span=span_of(at)
-            )
+            raise BindError(f"view '{view.name}' refers to itself", span=span_of(at))
         self._expanding.append(view.name)
         try:
             scope = self.bind_query(view.query.tree)
@@ -219,7 +217,8 @@ class Binder:
                     span=span_of(at),
                 )
             renamed = tuple(
-                ScopeColumn(n, c.internal, c.qualifiers) for n, c in zip(view.columns, scope.columns)
+                ScopeColumn(n, c.internal, c.qualifiers)
+                for n, c in zip(view.columns, scope.columns, strict=True)
             )
             scope = Scope(scope.node, renamed, scope.window, scope.window_columns)
         return scope
@@ -290,17 +289,50 @@ def _track_window(scope: Scope, internal: str, name: str, roles: dict[str, str])
             roles[role] = name
 
 
+def implicitly_castable(src: pa.DataType, dst: pa.DataType) -> bool:
+    """Whether INSERT may convert ``src`` to ``dst`` without an explicit CAST: within the
+    numeric family towards wider or exact types, integers of any width (overflow is an
+    error at run time), timestamps of any precision, and NULL to anything.
+    """
+    t = pa.types
+    if src == dst or t.is_null(src):
+        return True
+    if t.is_integer(src):
+        return t.is_integer(dst) or t.is_floating(dst) or t.is_decimal(dst)
+    if t.is_floating(src):
+        return t.is_floating(dst) and dst.bit_width >= src.bit_width
+    if t.is_decimal(src):
+        return t.is_decimal(dst) or t.is_floating(dst)
+    if t.is_timestamp(src):
+        return t.is_timestamp(dst) and (src.tz is None) == (dst.tz is None)
+    if _is_text(src):
+        return _is_text(dst)
+    if t.is_date(src) or t.is_time(src) or t.is_boolean(src) or t.is_binary(src):
+        return type(src) is type(dst)
+    if t.is_struct(src) and t.is_struct(dst):
+        return src.num_fields == dst.num_fields and all(
+            implicitly_castable(src.field(i).type, dst.field(i).type) for i in range(src.num_fields)
+        )
+    if (t.is_list(src) and t.is_list(dst)) or (t.is_large_list(src) and t.is_list(dst)):
+        return implicitly_castable(src.value_type, dst.value_type)
+    if t.is_map(src) and t.is_map(dst):
+        return implicitly_castable(src.key_type, dst.key_type) and implicitly_castable(
+            src.item_type, dst.item_type
+        )
+    return False
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+
+
 def _check_castable(
     src: pa.DataType, dst: pa.DataType, src_name: str, dst_name: str, table: str, stmt
 ) -> None:
-    if src == dst or pa.types.is_null(src):
-        return
-    try:
-        pc.cast(pa.array([], type=src), dst)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+    if not implicitly_castable(src, dst):
         raise BindError(
             f"column '{src_name}' is {sql_type_name(src)} but {table}.{dst_name} is "
             f"{sql_type_name(dst)}",
             span=stmt.query.span or stmt.span,
             hint=f"CAST({src_name} AS {sql_type_name(dst)}) in the query",
-        ) from None
+        )

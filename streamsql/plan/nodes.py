@@ -412,7 +412,7 @@ def transform_up(roots: tuple[PlanNode, ...], fn) -> tuple[PlanNode, ...]:
             return memo[id(node)]
         new_inputs = tuple(visit(i) for i in node.inputs)
         rebuilt = node
-        if any(a is not b for a, b in zip(new_inputs, node.inputs)):
+        if any(a is not b for a, b in zip(new_inputs, node.inputs, strict=True)):
             rebuilt = node.with_inputs(*new_inputs)
         result = fn(rebuilt)
         memo[id(node)] = result

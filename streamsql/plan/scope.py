@@ -125,9 +125,7 @@ def _path(e: exp.Expression) -> list[exp.Identifier] | None:
     return None
 
 
-def _with_fields(
-    internal: str, at: exp.Identifier, fields: list[exp.Identifier]
-) -> exp.Expression:
+def _with_fields(internal: str, at: exp.Identifier, fields: list[exp.Identifier]) -> exp.Expression:
     col = exp.Column(this=exp.Identifier(this=internal, quoted=True))
     _copy_meta(at, col.this)
     out: exp.Expression = col

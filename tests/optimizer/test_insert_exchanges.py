@@ -32,7 +32,9 @@ def test_singleton_for_keyless_aggregate(planner):
 
 
 def test_rules_can_be_switched_off_but_not_the_required_ones(planner):
-    ctx = OptimizerContext(parallelism=2, disabled=frozenset({"fold_constants", "insert_exchanges"}))
+    ctx = OptimizerContext(
+        parallelism=2, disabled=frozenset({"fold_constants", "insert_exchanges"})
+    )
     result = optimize(planner.bind(AGG), ctx)
     ran = [name for name, _ in result.trace]
     assert "fold_constants" not in ran

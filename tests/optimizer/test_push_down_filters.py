@@ -10,9 +10,7 @@ def _kinds(roots):
 
 
 def test_filter_moves_below_projection(planner):
-    roots = planner.bind(
-        "SELECT * FROM (SELECT auction, price * 2 AS p2 FROM bids) WHERE p2 > 10"
-    )
+    roots = planner.bind("SELECT * FROM (SELECT auction, price * 2 AS p2 FROM bids) WHERE p2 > 10")
     after = push_down_filters(roots, planner.ctx())
     nodes = walk(after)
     filt = next(n for n in nodes if isinstance(n, Filter))
@@ -21,9 +19,7 @@ def test_filter_moves_below_projection(planner):
 
 
 def test_stacked_filters_merge(planner):
-    roots = planner.bind(
-        "SELECT * FROM (SELECT * FROM bids WHERE price > 1) WHERE auction < 5"
-    )
+    roots = planner.bind("SELECT * FROM (SELECT * FROM bids WHERE price > 1) WHERE auction < 5")
     after = push_down_filters(roots, planner.ctx())
     filters = [n for n in walk(after) if isinstance(n, Filter)]
     assert len(filters) == 1

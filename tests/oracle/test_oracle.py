@@ -79,8 +79,7 @@ CASES = {
     "hop_sum": (
         f"SELECT window_start, window_end, auction, SUM(price) AS s, COUNT(*) AS n "
         f"FROM {HOP} GROUP BY window_start, window_end, auction",
-        f"SELECT window_start, window_end, auction, SUM(price), COUNT(*) FROM {D_HOP} "
-        f"GROUP BY ALL",
+        f"SELECT window_start, window_end, auction, SUM(price), COUNT(*) FROM {D_HOP} GROUP BY ALL",
     ),
     "cumulate_count": (
         f"SELECT window_start, window_end, channel, COUNT(*) AS n, MAX(price) AS top "
@@ -134,7 +133,7 @@ def _normalize(value: object) -> object:
 
 
 def _rows(columns: list[list[object]]) -> list[tuple]:
-    rows = [tuple(_normalize(v) for v in row) for row in zip(*columns)]
+    rows = [tuple(_normalize(v) for v in row) for row in zip(*columns, strict=True)]
     return sorted(rows, key=lambda r: tuple((v is None, str(type(v)), v) for v in r))
 
 

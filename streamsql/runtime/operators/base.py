@@ -58,14 +58,14 @@ class Operator:
         """The input watermark advanced: fire what is complete."""
         return ()
 
-    def on_barrier(self, epoch: int) -> None:  # noqa: B027 - optional hook
+    def on_barrier(self, epoch: int) -> None:
         """Flush state for checkpoint ``epoch``."""
 
     def close(self) -> Iterable[pa.RecordBatch]:
         """End of input (after the final +inf watermark)."""
         return ()
 
-    def stop(self) -> None:  # noqa: B027 - optional hook
+    def stop(self) -> None:
         """The job stops before the end of its input: publish what is safe, release."""
 
     def describe_state(self) -> dict[str, int]:

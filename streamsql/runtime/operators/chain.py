@@ -19,7 +19,7 @@ class Chain(Operator):
 
     def open(self, ctx: OperatorContext) -> None:
         self.ctx = ctx
-        for op, c in zip(self.ops, self.contexts):
+        for op, c in zip(self.ops, self.contexts, strict=True):
             op.open(c)
 
     def process_batch(self, batch: pa.RecordBatch, input_index: int) -> list[pa.RecordBatch]:
@@ -48,7 +48,7 @@ class Chain(Operator):
     def on_watermark(self, watermark: int) -> list[pa.RecordBatch]:
         """Each member sees the watermark after the rows fired by the members before it."""
         out: list[pa.RecordBatch] = []
-        for i, (op, c) in enumerate(zip(self.ops, self.contexts)):
+        for i, (op, c) in enumerate(zip(self.ops, self.contexts, strict=True)):
             c.watermark = watermark
             c.metrics.watermark = watermark
             out.extend(self._forward(i, op.on_watermark(watermark)))

@@ -52,7 +52,7 @@ class SinkOperator(Operator):
 
 def _cast(batch: pa.RecordBatch, schema: pa.Schema, table: str) -> pa.RecordBatch:
     arrays = []
-    for column, field in zip(batch.columns, schema):
+    for column, field in zip(batch.columns, schema, strict=True):
         try:
             arrays.append(column.cast(field.type) if column.type != field.type else column)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:

@@ -134,7 +134,7 @@ class WindowAggOperator(Operator):
             "ws": to_ms(_col(batch, "window_start")),
             "we": to_ms(_col(batch, "window_end")),
         }
-        for name, key in zip(self.key_cols, self.keys):
+        for name, key in zip(self.key_cols, self.keys, strict=True):
             cols[name] = _col(batch, key)
         return cols
 
@@ -209,7 +209,9 @@ class WindowAggOperator(Operator):
         for i, _a in self.distinct:
             alias = f"d{i}"
             rows = source(
-                self.distinct_tables[i], self.distinct_buffer[i], f"__dbuf{i}",
+                self.distinct_tables[i],
+                self.distinct_buffer[i],
+                f"__dbuf{i}",
                 self.distinct_schemas[i],
             )
             sub = (
@@ -238,7 +240,8 @@ class WindowAggOperator(Operator):
             arrays.append(_final(i, a, merged))
         fields = list(self.schema)
         out = [
-            arr.cast(f.type) if arr.type != f.type else arr for arr, f in zip(arrays, fields)
+            arr.cast(f.type) if arr.type != f.type else arr
+            for arr, f in zip(arrays, fields, strict=True)
         ]
         return pa.Table.from_arrays([_combine(a) for a in out], schema=self.schema)
 

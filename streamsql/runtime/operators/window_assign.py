@@ -12,7 +12,9 @@ from streamsql.runtime.operators.base import Operator
 from streamsql.runtime.timeutil import from_ms, to_ms
 
 
-def assign_windows(times_ms: np.ndarray, spec: WindowSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def assign_windows(
+    times_ms: np.ndarray, spec: WindowSpec
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each (row, window) pair: the row's index, the window start and end (epoch ms).
 
     A row belongs to one TUMBLE window, to size/slide HOP windows, and to every CUMULATE

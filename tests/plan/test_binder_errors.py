@@ -1,0 +1,166 @@
+"""Bind and plan errors: message, position and hint, as a user sees them."""
+
+from __future__ import annotations
+
+import pytest
+
+import streamsql
+from streamsql.errors import BindError, ConfigError, ParseError, PlanError, StreamSQLError
+
+DDL = """CREATE TABLE bids (
+    auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, ts TIMESTAMP(3),
+    plain_ts TIMESTAMP(3),
+    WATERMARK FOR ts AS ts - INTERVAL '2' SECOND
+) WITH ('connector' = 'datagen', 'number-of-rows' = '10');
+CREATE TABLE out (a BIGINT, b BIGINT) WITH ('connector' = 'blackhole');
+"""
+TUMBLE = "TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND))"
+
+
+@pytest.fixture
+def session():
+    s = streamsql.connect()
+    s.execute(DDL)
+    return s
+
+
+CASES = [
+    # (sql, error type, message fragment, line, column, hint fragment)
+    ("SELECT pirce FROM bids", BindError, "unknown column 'pirce'", 1, 8, "'price'"),
+    ("SELECT auction\nFROM bidz", BindError, "unknown table or view 'bidz'", 2, 6, "'bids'"),
+    ("SELECT b.price FROM bids AS a", BindError, "unknown table 'b'", 1, 8, "names: a"),
+    (
+        "SELECT auction, COUNT(*) FROM bids GROUP BY auction",
+        PlanError,
+        "no window",
+        1,
+        None,
+        "TUMBLE",
+    ),
+    (
+        f"SELECT window_start, bidder, COUNT(*) FROM {TUMBLE} GROUP BY window_start, window_end",
+        BindError,
+        "column 'bidder' must appear in GROUP BY",
+        1,
+        22,
+        "MAX(bidder)",
+    ),
+    (
+        "SELECT * FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(plain_ts), INTERVAL '1' MINUTE))",
+        BindError,
+        "'plain_ts' is not a time attribute",
+        1,
+        51,
+        "time attribute of this input is 'ts'",
+    ),
+    (
+        "SELECT * FROM TABLE(HOP(TABLE bids, DESCRIPTOR(ts), INTERVAL '7' SECOND, "
+        "INTERVAL '10' SECOND))",
+        PlanError,
+        "whole multiple of its slide",
+        1,
+        None,
+        None,
+    ),
+    (
+        "SELECT * FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts)))",
+        BindError,
+        "missing its SIZE argument",
+        1,
+        None,
+        "TUMBLE(TABLE t, DESCRIPTOR(ts), size)",
+    ),
+    ("SELECT auction FROM bids WHERE COUNT(*) > 1", BindError, "not allowed here", 1, 32, None),
+    (
+        "SELECT SUM(channel) AS s FROM " + TUMBLE + " GROUP BY window_start, window_end",
+        BindError,
+        "SUM needs a numeric argument, got STRING",
+        1,
+        8,
+        None,
+    ),
+    (
+        "SELECT a.auction FROM bids a JOIN bids b ON a.auction = b.auction",
+        PlanError,
+        "joins are not supported yet",
+        1,
+        None,
+        None,
+    ),
+    ("SELECT auction FROM bids ORDER BY auction", PlanError, "ORDER BY", 1, None, None),
+    ("SELECT auction FROM bids WHERE price", BindError, "BOOLEAN", 1, None, None),
+    ("SELECT upper(price, 1) FROM bids", ParseError, "number of provided arguments", 1, 22, None),
+]
+
+
+@pytest.mark.parametrize(("sql", "kind", "message", "line", "column", "hint"), CASES)
+def test_error_points_at_the_sql(session, sql, kind, message, line, column, hint):
+    with pytest.raises(kind) as info:
+        session.query(sql)
+    err = info.value
+    assert message in err.message
+    assert err.span is not None and err.span.line == line
+    if column is not None:
+        assert err.span.column == column
+    if hint is not None:
+        assert hint in (err.hint or "")
+    text = str(err)
+    assert "^" in text and f"line {line}" in text
+
+
+def test_insert_arity_mismatch(session):
+    with pytest.raises(BindError, match="needs 2 columns"):
+        session.execute("INSERT INTO out SELECT auction FROM bids")
+
+
+def test_insert_incompatible_type(session):
+    with pytest.raises(BindError, match=r"column 'channel' is STRING but out\.b is BIGINT"):
+        session.execute("INSERT INTO out SELECT auction, channel FROM bids")
+
+
+def test_unknown_connector_lists_the_known_ones(session):
+    with pytest.raises(ConfigError) as info:
+        session.execute("CREATE TABLE x (a INT) WITH ('connector' = 'kafak')")
+    assert "unknown connector 'kafak'" in info.value.message
+    assert info.value.span is not None and info.value.span.line == 1
+
+
+def test_unknown_option_points_at_it(session):
+    with pytest.raises(ConfigError) as info:
+        session.execute(
+            "CREATE TABLE x (a INT) WITH (\n  'connector' = 'datagen',\n  'rows-per-secnd' = '5')"
+        )
+    err = info.value
+    assert "rows-per-secnd" in err.message
+    assert err.span is not None and err.span.line == 3
+    assert "rows-per-second" in (err.hint or "")
+
+
+def test_missing_connector_option(session):
+    with pytest.raises(ConfigError, match="no 'connector' option"):
+        session.execute("CREATE TABLE x (a INT) WITH ('path' = '/tmp')")
+
+
+def test_watermark_on_non_timestamp(session):
+    with pytest.raises(BindError, match="it must be a TIMESTAMP"):
+        session.execute(
+            "CREATE TABLE x (a BIGINT, WATERMARK FOR a AS a - 1) WITH ('connector' = 'datagen')"
+        )
+
+
+def test_unknown_setting_suggests(session):
+    with pytest.raises(ConfigError) as info:
+        session.execute("SET 'parallelism.defualt' = '2'")
+    assert "parallelism.default" in (info.value.hint or "")
+
+
+def test_unbounded_query_is_refused_by_query(session):
+    session.execute("CREATE TABLE forever (a INT) WITH ('connector' = 'datagen')")
+    with pytest.raises(PlanError, match="unbounded"):
+        session.query("SELECT a FROM forever")
+
+
+def test_every_error_is_a_streamsql_error(session):
+    for sql, *_ in CASES:
+        with pytest.raises(StreamSQLError):
+            session.query(sql)

@@ -85,7 +85,7 @@ def run(
     """
     _terminate_as_interrupt()
     script = _read(file)
-    out = Console(highlight=False)
+    out = _stdout()
     try:
         session = _session(parallelism, sets, state_dir)
         inserts = []
@@ -108,6 +108,12 @@ def run(
         _fail(e.with_source(script))
     except Exception as e:
         _fail(e)
+
+
+def _stdout() -> Console:
+    """Standard output: rich tables fit a terminal; piped output keeps whole lines."""
+    console = Console(highlight=False)
+    return console if console.is_terminal else Console(highlight=False, width=100_000)
 
 
 def _run_job(session: Session, planned, results=None, on_rows=None) -> JobResult:

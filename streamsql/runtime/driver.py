@@ -10,6 +10,7 @@ This driver is the reference: every other executor must give the same results.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 
@@ -45,7 +46,6 @@ class Driver:
         stops the job cleanly: sinks publish what they have written.
         """
         self._open()
-        finished = False
         try:
             active = list(self.sources)
             while active and not self.stopped:
@@ -62,11 +62,16 @@ class Driver:
                 if not progressed:
                     time.sleep(IDLE_SLEEP_S)
                 yield
-            finished = not self.stopped
+            if self.stopped:
+                self._stop()
+        except (GeneratorExit, KeyboardInterrupt):
+            self._stop()
+            raise
+        except BaseException:
+            self._abort()
+            raise
         finally:
             self.job.finished = time.perf_counter()
-            if not finished:
-                self._stop()
             self._release()
 
     def stop(self) -> None:
@@ -158,15 +163,26 @@ class Driver:
             if inst.reader is not None:
                 inst.reader.close()
             if not inst.closed:
+                inst.closed = True
                 inst.chain.stop()
+
+    def _abort(self) -> None:
+        """Failed: release the sources; sinks publish nothing more (pending files stay
+        hidden), so a failed job never makes partial output visible.
+        """
+        for inst in self.job.all_instances():
+            if inst.reader is not None:
+                # The original error matters more than one from closing.
+                with contextlib.suppress(Exception):
+                    inst.reader.close()
+            inst.closed = True
 
     def _release(self) -> None:
         for inst in self.job.all_instances():
             for m in inst.metrics:
                 m.watermark = inst.watermark
-        try:
+        # State sizes are best-effort: after a failure the state may already be gone.
+        with contextlib.suppress(Exception):
             for inst in self.job.all_instances():
-                for k, v in inst.chain.describe_state().items():
-                    inst.metrics[0].extra[k] = v
-        except Exception:  # state may already be gone after a failure; metrics are best-effort
-            pass
+                for op, ctx in zip(inst.chain.ops, inst.chain.contexts, strict=True):
+                    ctx.metrics.extra.update(op.describe_state())

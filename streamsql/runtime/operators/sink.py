@@ -86,6 +86,7 @@ class CollectOperator(Operator):
 
     def process_batch(self, batch: pa.RecordBatch, input_index: int) -> Iterable[pa.RecordBatch]:
         self.buffer.put(batch)
+        self.ctx.metrics.add("rows_written", batch.num_rows)
         return ()
 
 

@@ -330,8 +330,12 @@ def _average(total: pa.Array, count: pa.Array, out: pa.DataType) -> pa.Array:
     if pa.types.is_integer(out):
         return pc.divide(total.cast(pa.int64()), safe).cast(out)
     if pa.types.is_decimal(out):
-        scaled = total.cast(pa.decimal128(38, out.scale))
-        return pc.divide(scaled, safe.cast(pa.decimal128(19, 0))).cast(out, safe=False)
+        # Exact decimal division needs headroom: divide in DECIMAL256, round HALF_UP.
+        digits = total.type.precision - total.type.scale + out.scale
+        wide = total.cast(pa.decimal256(min(digits, 56), out.scale))
+        quotient = pc.divide(wide, safe.cast(pa.decimal256(19, 0)))
+        rounded = pc.round(quotient, ndigits=out.scale, round_mode="half_up")
+        return rounded.cast(out, safe=False)
     return pc.divide(total.cast(pa.float64()), safe.cast(pa.float64()))
 
 

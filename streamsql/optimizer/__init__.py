@@ -15,6 +15,7 @@ from streamsql.optimizer.choose_grouping_keys import choose_grouping_keys
 from streamsql.optimizer.context import OptimizerContext
 from streamsql.optimizer.fold_constants import fold_constants
 from streamsql.optimizer.insert_exchanges import insert_exchanges
+from streamsql.optimizer.merge_projections import merge_projections
 from streamsql.optimizer.prune_columns import prune_columns
 from streamsql.optimizer.push_down_filters import push_down_filters
 from streamsql.optimizer.share_sources import share_sources
@@ -26,6 +27,7 @@ RULES: tuple[Rule, ...] = (
     fold_constants,
     push_down_filters,
     prune_columns,
+    merge_projections,
     share_sources,
     choose_grouping_keys,
     assign_parallelism,

@@ -181,14 +181,23 @@ class Session:
     # -- queries ---------------------------------------------------------------------------
 
     def query(self, sql: str) -> pa.Table:
-        """Run a SELECT over bounded sources and return its whole result."""
+        """Run a SELECT over bounded sources (or SHOW, DESCRIBE, SET) and return its whole
+        result as a table.
+        """
         with _pointing_at(sql):
             stmt = parse_statement(sql)
-            if not isinstance(stmt, ast.Query):
-                raise PlanError(
-                    "query() takes a SELECT; use execute() for other statements", span=stmt.span
-                )
-            return self._query(stmt)
+            if isinstance(stmt, ast.Query):
+                return self._query(stmt)
+            if isinstance(stmt, ast.Show | ast.Describe) or (
+                isinstance(stmt, ast.Set) and stmt.key is None
+            ):
+                table = self.run_statement(stmt, sql).table
+                assert table is not None
+                return table
+            raise PlanError(
+                "query() takes a SELECT, SHOW or DESCRIBE; use execute() for other statements",
+                span=stmt.span,
+            )
 
     def sql(self, sql: str) -> QueryHandle:
         """A handle on a SELECT: ``.stream()`` yields batches as the query emits them."""

@@ -45,15 +45,21 @@ class Block:
     sql: str
     expected: list[str]
     line: int
+    comments: list[str]
 
 
 def parse(text: str) -> list[Block]:
     blocks = []
     lines = text.split("\n")
     i = 0
+    comments: list[str] = []
     while i < len(lines):
         line = lines[i]
-        if not line.strip() or line.startswith("#"):
+        if line.startswith("#"):
+            comments.append(line)
+            i += 1
+            continue
+        if not line.strip():
             i += 1
             continue
         head, start = [*line.split(None, 1), ""], i + 1
@@ -70,7 +76,8 @@ def parse(text: str) -> list[Block]:
                 i += 1
         if kind not in ("statement", "query", "explain"):
             raise ValueError(f"line {start}: unknown block '{kind}'")
-        blocks.append(Block(kind, arg, "\n".join(sql_lines), expected, start))
+        blocks.append(Block(kind, arg, "\n".join(sql_lines), expected, start, comments))
+        comments = []
     return blocks
 
 
@@ -120,7 +127,7 @@ def run_file(path: Path, parallelism: int) -> tuple[str, list[str]]:
                 f"{where}: output differs\n  expected: {block.expected[:5]}\n  got: {got[:5]}"
             )
         header = f"{block.kind} {block.arg}".rstrip()
-        text = f"{header}\n{block.sql}"
+        text = "".join(c + "\n" for c in block.comments) + f"{header}\n{block.sql}"
         if block.kind != "statement":
             text += "\n----\n" + "\n".join(got)
         out.append(text)

@@ -14,6 +14,7 @@ from streamsql.optimizer.check import check_plan
 from streamsql.optimizer.choose_grouping_keys import choose_grouping_keys
 from streamsql.optimizer.context import OptimizerContext
 from streamsql.optimizer.fold_constants import fold_constants
+from streamsql.optimizer.fuse_window_assignment import fuse_window_assignment
 from streamsql.optimizer.insert_exchanges import insert_exchanges
 from streamsql.optimizer.merge_projections import merge_projections
 from streamsql.optimizer.prune_columns import prune_columns
@@ -28,6 +29,7 @@ RULES: tuple[Rule, ...] = (
     push_down_filters,
     prune_columns,
     merge_projections,
+    fuse_window_assignment,
     share_sources,
     choose_grouping_keys,
     assign_parallelism,

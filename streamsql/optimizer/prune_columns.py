@@ -58,7 +58,7 @@ def _input_needs(node: PlanNode, want: set[str]) -> list[set[str]]:
         case WindowTVF():
             return [(want - set(WINDOW_COLUMNS)) | {node.window.time_col}]
         case WindowAggregate():
-            cols = {"window_start", "window_end", *node.keys}
+            cols = {*node.window_inputs, *node.keys}
             for a in node.aggs:
                 cols |= {c for c in (a.arg, a.filter) if c}
             return [cols]

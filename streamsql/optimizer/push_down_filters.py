@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 from sqlglot import exp
@@ -45,9 +46,7 @@ def push_down_filters(roots: tuple[PlanNode, ...], ctx: OptimizerContext) -> tup
                 down, keep = _split(node.condition, lambda c: bool(c) and c <= keys)
                 if not down:
                     return node
-                pushed = WindowAggregate(
-                    rewrite(Filter(child.input, _and(down))), child.window, child.keys, child.aggs
-                )
+                pushed = dataclasses.replace(child, input=rewrite(Filter(child.input, _and(down))))
                 return Filter(pushed, _and(keep)) if keep else pushed
         return node
 

@@ -49,7 +49,8 @@ class Task:
         out = []
         for i, node in enumerate(self.nodes):
             if isinstance(node, WindowAggregate):
-                out.append(f"{state_prefix(self.id, i)}_window_agg")
+                prefix = f"{state_prefix(self.id, i)}_window_agg"
+                out += [f"{prefix}_{kind}" for kind in node.state_tables()]
         return out
 
 

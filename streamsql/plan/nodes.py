@@ -276,7 +276,8 @@ class AggCall:
 @_one_input
 class WindowAggregate(PlanNode):
     """Aggregate per window and key; each window is emitted once when the watermark passes
-    its end. The input carries window_start/window_end (from a WindowTVF).
+    its end. The input carries window_start/window_end (from a WindowTVF), or, when
+    ``assigns`` is set, the window's time column: the operator then assigns windows itself.
     """
 
     stateful: ClassVar[bool] = True
@@ -286,11 +287,24 @@ class WindowAggregate(PlanNode):
     keys: tuple[str, ...]
     aggs: tuple[AggCall, ...]
     partition_keys: tuple[str, ...] | None = None  # decided by choose_grouping_keys
+    assigns: bool = False  # set by fuse_window_assignment
 
     def __post_init__(self) -> None:
         names = set(self.input.schema.names)
-        for needed in ("window_start", "window_end", *self.keys):
+        for needed in (*self.window_inputs, *self.keys):
             assert needed in names, f"WindowAggregate input lacks {needed}"
+
+    def state_tables(self) -> tuple[str, ...]:
+        """The operator's state tables: partial aggregates, and the distinct values of
+        each DISTINCT aggregate.
+        """
+        distinct = tuple(f"distinct{i}" for i, a in enumerate(self.aggs) if a.distinct)
+        return ("partials", *distinct)
+
+    @property
+    def window_inputs(self) -> tuple[str, ...]:
+        """The input columns that place a row in its windows."""
+        return (self.window.time_col,) if self.assigns else ("window_start", "window_end")
 
     @property
     def schema(self) -> pa.Schema:

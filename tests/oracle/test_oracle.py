@@ -115,6 +115,14 @@ CASES = {
         f"SELECT window_start, COUNT(DISTINCT bidder), MAX(price) FROM {D_HOP} "
         f"WHERE channel <> 'api' GROUP BY window_start, window_end",
     ),
+    "filter_on_window_column": (  # the window columns are used, so windows are assigned first
+        f"SELECT window_start, auction, COUNT(*) AS n, SUM(price) AS s FROM {HOP} "
+        f"WHERE ts >= window_start + INTERVAL '3' SECOND GROUP BY window_start, window_end, "
+        f"auction",
+        f"SELECT window_start, auction, COUNT(*), SUM(price) FROM {D_HOP} "
+        f"WHERE ts >= window_start + INTERVAL 3 SECOND GROUP BY window_start, window_end, "
+        f"auction",
+    ),
     "window_rows_without_aggregation": (
         f"SELECT auction, price, window_start, window_end FROM {TUMBLE} WHERE price < 100",
         f"SELECT auction, price, window_start, window_end FROM {D_TUMBLE} WHERE price < 100",

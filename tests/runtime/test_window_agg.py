@@ -141,7 +141,7 @@ def test_state_lives_in_duckdb_tables_per_instance():
         ),
         ctx,
     )
-    assert op.partials_table.endswith("_i3")
+    assert op.tables["partials"].endswith("_i3")
     feed(op, rows((0, "a", 1, True)))
     op.on_barrier(1)  # a checkpoint moves the buffer into the table
-    assert ctx.state.row_count(op.partials_table) == 1
+    assert ctx.state.row_count(op.tables["partials"]) == 1

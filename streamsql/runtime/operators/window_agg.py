@@ -1,11 +1,13 @@
 """Window aggregation: partial aggregates per batch, merged and emitted at window close.
 
 Per batch, rows of windows that already fired are dropped and counted as late; the rest
-are pre-aggregated per (window, key) with pyarrow into a write buffer, which moves into the
-operator's DuckDB state table once it holds FLUSH_ROWS rows and at every checkpoint
-barrier. When the watermark passes a window's end, one DuckDB query merges that window's
-partials from the table and the buffer; the rows are emitted once (append-only) and the
-window's partials are deleted.
+are pre-aggregated per (window end, key) with pyarrow into a write buffer, which moves into
+the operator's DuckDB state table once it holds FLUSH_ROWS rows and at every checkpoint
+barrier. When the watermark passes a window's end, that window's partials (from the buffer
+and from DuckDB) are merged, emitted once (append-only) and deleted.
+
+DISTINCT aggregates keep their (window, key, value) rows apart; at merge time they join the
+partials in one group-by, as extra rows whose other columns are NULL.
 """
 
 from __future__ import annotations
@@ -16,63 +18,53 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from streamsql.plan.nodes import AggCall, WindowAggregate
+from streamsql.plan.nodes import AggCall, WindowAggregate, WindowSpec
 from streamsql.runtime.operators.base import Operator, OperatorContext
-from streamsql.runtime.timeutil import MAX_WATERMARK, MIN_WATERMARK, from_ms, to_ms
+from streamsql.runtime.operators.window_assign import assign_windows
+from streamsql.runtime.timeutil import MIN_WATERMARK, from_ms, to_ms
 from streamsql.state.store import quote
 
 #: Buffered partial rows before they are written to DuckDB (amortises per-call cost).
 FLUSH_ROWS = 262_144
 _INT64_MAX = 2**63 - 1
+_ONLY_VALID = pc.CountOptions(mode="only_valid")
 
 
 class WindowAggOperator(Operator):
     def __init__(self, node: WindowAggregate) -> None:
         self.node = node
+        self.spec = node.window
         self.keys = node.keys
         self.key_cols = [f"k{i}" for i in range(len(node.keys))]
-        self.group = ["ws", "we", *self.key_cols]
+        self.group = ["we", *self.key_cols]
         self.plain = [(i, a) for i, a in enumerate(node.aggs) if not a.distinct]
         self.distinct = [(i, a) for i, a in enumerate(node.aggs) if a.distinct]
         self.schema = node.schema
-        self.pending: set[int] = set()
-        self.buffer: list[pa.Table] = []
-        self.distinct_buffer: dict[int, list[pa.Table]] = {i: [] for i, _ in self.distinct}
+        self.pending: set[int] = set()  # ends of the windows holding rows
+        self.table_ends: set[int] = set()  # ends of the windows with rows in DuckDB
+        self.buffer: dict[str, list[pa.Table]] = {}
         self.buffered = 0
-        self.partials_table = ""
-        self.table_ends: set[int] = set()  # windows with partials in the DuckDB table
-        self.distinct_tables: dict[int, str] = {}
+        self.tables: dict[str, str] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def open(self, ctx: OperatorContext) -> None:
         super().open(ctx)
-        empty = _empty(self.node.input.schema)
-        self.partials_schema = self._partials(empty).schema
-        suffix = f"_i{ctx.instance}"
-        self.partials_table = ctx.state.create(
-            f"{ctx.state_prefix}_window_agg{suffix}", self.partials_schema
-        )
-        self.distinct_schemas: dict[int, pa.Schema] = {}
-        for i, a in self.distinct:
-            schema = self._distinct_rows(empty, a).schema
-            self.distinct_schemas[i] = schema
-            self.distinct_tables[i] = ctx.state.create(
-                f"{ctx.state_prefix}_window_agg_distinct{i}{suffix}", schema
-            )
+        empty = self.node.input.schema.empty_table()
+        self.schemas = {kind: rows.schema for kind, rows in self._rows(empty).items()}
+        assert tuple(self.schemas) == self.node.state_tables()
+        for kind, schema in self.schemas.items():
+            name = f"{ctx.state_prefix}_window_agg_{kind}_i{ctx.instance}"
+            self.tables[kind] = ctx.state.create(name, schema)
+            self.buffer[kind] = []
 
     def process_batch(self, batch: pa.RecordBatch, input_index: int) -> Iterable[pa.RecordBatch]:
-        batch = self._drop_late(batch)
-        if batch.num_rows == 0:
-            return ()
-        partial = self._partials(batch)
-        self.buffer.append(partial)
-        self.buffered += partial.num_rows
-        for i, a in self.distinct:
-            rows = self._distinct_rows(batch, a)
-            self.distinct_buffer[i].append(rows)
-            self.buffered += rows.num_rows
-        self.pending.update(pc.unique(partial.column("we")).to_pylist())
+        for kind, rows in self._rows(batch).items():
+            if rows.num_rows:
+                self.buffer[kind].append(rows)
+                self.buffered += rows.num_rows
+                if kind == "partials":
+                    self.pending.update(pc.unique(rows.column("we")).to_pylist())
         if self.buffered >= FLUSH_ROWS:
             self._flush()
         return ()
@@ -82,64 +74,73 @@ class WindowAggOperator(Operator):
         if not self.pending or min(self.pending) > limit:
             return ()
         fired = {e for e in self.pending if e <= limit}
-        from_table = bool(fired & self.table_ends)
-        merged = self._merge(limit, from_table)
-        self._keep_unfired(limit)
-        if from_table:
-            everything = fired >= self.table_ends
-            where = "" if everything else f" WHERE we <= {limit}"
-            for table in [self.partials_table, *self.distinct_tables.values()]:
+        stored = fired & self.table_ends
+        merged = self._merge(self._take(limit, bool(stored)))
+        if stored:
+            where = "" if stored == self.table_ends else f" WHERE we <= {limit}"
+            for table in self.tables.values():
                 self.ctx.state.execute(f"DELETE FROM {quote(table)}{where}")
             self.table_ends -= fired
         self.pending -= fired
         return merged.to_batches() if merged.num_rows else ()
 
-    def _keep_unfired(self, limit: int) -> None:
-        """Drop the buffered partials of the windows that just fired."""
-
-        def rest(chunks: list[pa.Table]) -> list[pa.Table]:
-            kept = [c.filter(pc.greater(c.column("we"), limit)) for c in chunks]
-            return [c for c in kept if c.num_rows]
-
-        self.buffer = rest(self.buffer)
-        for i, chunks in self.distinct_buffer.items():
-            self.distinct_buffer[i] = rest(chunks)
-        self.buffered = sum(c.num_rows for c in self.buffer) + sum(
-            c.num_rows for chunks in self.distinct_buffer.values() for c in chunks
-        )
-
     def on_barrier(self, epoch: int) -> None:
         self._flush()
 
     def describe_state(self) -> dict[str, int]:
-        rows = self.buffered + self.ctx.state.row_count(self.partials_table)
+        rows = self.buffered + sum(self.ctx.state.row_count(t) for t in self.tables.values())
         return {"window_agg_state_rows": rows, "open_windows": len(self.pending)}
 
     # -- per batch ---------------------------------------------------------------------------
 
-    def _drop_late(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+    def _windows(
+        self, batch: pa.RecordBatch | pa.Table
+    ) -> tuple[pa.RecordBatch | pa.Table, np.ndarray]:
+        """The rows (repeated once per window when the operator assigns windows) with the
+        end of the window each belongs to, less the rows of windows that already fired.
+        """
+        if self.node.assigns:
+            times = to_ms(_col(batch, self.spec.time_col)).to_numpy(zero_copy_only=False)
+            rows, _, ends = assign_windows(times, self.spec)
+            if self.spec.kind != "TUMBLE":
+                batch = batch.take(pa.array(rows))
+        else:
+            ends = to_ms(_col(batch, "window_end")).to_numpy(zero_copy_only=False)
         wm = self.ctx.watermark
-        if wm == MIN_WATERMARK or batch.num_rows == 0:
-            return batch
-        ends = to_ms(batch.column("window_end")).to_numpy(zero_copy_only=False)
-        late = ends <= min(wm + 1, _INT64_MAX)
-        n_late = int(late.sum())
-        if n_late == 0:
-            return batch
-        self.ctx.metrics.late_rows_dropped += n_late
-        return batch.filter(pa.array(~late))
+        if wm != MIN_WATERMARK and len(ends):
+            late = ends <= min(wm + 1, _INT64_MAX)
+            n_late = int(late.sum())
+            if n_late:
+                self.ctx.metrics.late_rows_dropped += n_late
+                keep = ~late
+                batch, ends = batch.filter(pa.array(keep)), ends[keep]
+        return batch, ends
 
-    def _base(self, batch: pa.RecordBatch | pa.Table) -> dict[str, pa.Array]:
-        cols = {
-            "ws": to_ms(_col(batch, "window_start")),
-            "we": to_ms(_col(batch, "window_end")),
-        }
+    def _rows(self, batch: pa.RecordBatch | pa.Table) -> dict[str, pa.Table]:
+        """What one batch adds to state: partial aggregates per (window end, key), and per
+        DISTINCT aggregate its distinct (window end, key, value) rows.
+        """
+        batch, ends = self._windows(batch)
+        base = {"we": pa.array(ends, pa.int64())}
         for name, key in zip(self.key_cols, self.keys, strict=True):
-            cols[name] = _col(batch, key)
-        return cols
+            base[name] = _col(batch, key)
+        out = {"partials": self._partials(batch, base)}
+        for i, a in self.distinct:
+            values = _col(batch, a.arg)
+            if a.func in ("SUM", "AVG"):
+                values = _arg_for_sum(values)
+            rows = pa.table({**base, f"v{i}": values})
+            keep = pc.is_valid(values)
+            if a.filter:
+                keep = pc.and_(keep, pc.fill_null(_col(batch, a.filter), False))
+            rows = rows.filter(keep)
+            out[f"distinct{i}"] = rows.group_by(
+                [*self.group, f"v{i}"], use_threads=False
+            ).aggregate([])
+        return out
 
-    def _partials(self, batch: pa.RecordBatch | pa.Table) -> pa.Table:
-        cols = self._base(batch)
+    def _partials(self, batch: pa.RecordBatch | pa.Table, base: dict[str, pa.Array]) -> pa.Table:
+        cols = dict(base)
         specs: list[tuple] = [([], "count_all")]
         outputs = [("__n", "count_all")]
         for i, a in self.plain:
@@ -149,116 +150,94 @@ class WindowAggOperator(Operator):
                     outputs.append((name, "count_all"))
                     continue
                 cols[name] = values
-                opts = pc.CountOptions(mode="only_valid") if fn == "count" else None
-                specs.append((name, fn, opts) if opts else (name, fn))
+                specs.append((name, fn, _ONLY_VALID) if fn == "count" else (name, fn))
                 outputs.append((name, f"{name}_{fn}"))
-        table = pa.table(cols)
-        grouped = table.group_by(self.group, use_threads=False).aggregate(specs)
+        grouped = pa.table(cols).group_by(self.group, use_threads=False).aggregate(specs)
         arrays = [grouped.column(g) for g in self.group]
         arrays += [grouped.column(src) for _, src in outputs]
-        names = self.group + [n for n, _ in outputs]
-        return pa.table(arrays, names=names)
-
-    def _distinct_rows(self, batch: pa.RecordBatch | pa.Table, a: AggCall) -> pa.Table:
-        cols = self._base(batch)
-        values = _col(batch, a.arg)
-        cols["v"] = _arg_for_sum(values, a) if a.func in ("SUM", "AVG") else values
-        table = pa.table(cols)
-        keep = pc.is_valid(table.column("v"))
-        if a.filter:
-            keep = pc.and_(keep, pc.fill_null(_col(batch, a.filter), False))
-        table = table.filter(keep)
-        return table.group_by([*self.group, "v"], use_threads=False).aggregate([])
+        return pa.table(arrays, names=self.group + [n for n, _ in outputs])
 
     def _flush(self) -> None:
         """Move the write buffer into the DuckDB state tables."""
-        if self.buffer:
-            data = pa.concat_tables(self.buffer)
-            self.ctx.state.append(self.partials_table, data)
-            self.table_ends.update(pc.unique(data.column("we")).to_pylist())
-            self.buffer.clear()
-        for i, rows in self.distinct_buffer.items():
-            if rows:
-                self.ctx.state.append(self.distinct_tables[i], pa.concat_tables(rows))
-                rows.clear()
+        for kind, chunks in self.buffer.items():
+            if chunks:
+                data = pa.concat_tables(chunks)
+                self.ctx.state.append(self.tables[kind], data)
+                if kind == "partials":
+                    self.table_ends.update(pc.unique(data.column("we")).to_pylist())
+                chunks.clear()
         self.buffered = 0
 
     # -- at window close -----------------------------------------------------------------------
 
-    def _merge(self, limit: int, from_table: bool) -> pa.Table:
-        """Merge the partials of every window ending at or before ``limit``: those in the
-        DuckDB state table (when ``from_table``) and those still in the write buffer.
-        """
-        inputs: dict[str, pa.Table] = {}
-
-        def source(table: str, chunks: list[pa.Table], alias: str, schema: pa.Schema) -> str:
-            parts = []
+    def _take(self, limit: int, from_table: bool) -> dict[str, pa.Table]:
+        """Remove and return everything held for the windows ending at or before ``limit``."""
+        taken: dict[str, pa.Table] = {}
+        for kind, chunks in self.buffer.items():
+            parts, rest = [], []
+            for chunk in chunks:
+                fired = pc.less_equal(chunk.column("we"), limit)
+                parts.append(chunk.filter(fired))
+                left = chunk.filter(pc.invert(fired))
+                if left.num_rows:
+                    rest.append(left)
+            self.buffer[kind] = rest
             if from_table:
-                parts.append(f"SELECT * FROM {quote(table)} WHERE we <= {limit}")
-            inputs[alias] = pa.concat_tables(chunks) if chunks else schema.empty_table()
-            parts.append(f"SELECT * FROM {alias} WHERE we <= {limit}")
-            return " UNION ALL ".join(parts)
+                table = quote(self.tables[kind])
+                parts.append(self.ctx.state.query(f"SELECT * FROM {table} WHERE we <= {limit}"))
+            schema = self.schemas[kind]
+            taken[kind] = pa.concat_tables([schema.empty_table(), *(p.cast(schema) for p in parts)])
+        self.buffered = sum(c.num_rows for chunks in self.buffer.values() for c in chunks)
+        return taken
 
-        group = ", ".join(self.group)
-        selects = [*self.group, "CAST(SUM(__n) AS BIGINT) AS __n"]
+    def _merge(self, taken: dict[str, pa.Table]) -> pa.Table:
+        """One group-by over the partials and the (deduplicated) distinct rows."""
+        parts = [taken["partials"]]
+        for i, _ in self.distinct:
+            rows = taken[f"distinct{i}"]
+            parts.append(rows.group_by([*self.group, f"v{i}"], use_threads=False).aggregate([]))
+        union = pa.concat_tables(parts, promote_options="default")
+        specs: list[tuple] = [("__n", "sum")]
         for i, a in self.plain:
-            selects += _merge_exprs(i, a)
-        main = source(self.partials_table, self.buffer, "__buf", self.partials_schema)
-        sql = f"SELECT {', '.join(selects)} FROM ({main}) GROUP BY {group}"
-        joins = []
-        for i, _a in self.distinct:
-            alias = f"d{i}"
-            rows = source(
-                self.distinct_tables[i],
-                self.distinct_buffer[i],
-                f"__dbuf{i}",
-                self.distinct_schemas[i],
-            )
-            sub = (
-                f"SELECT {group}, COUNT(DISTINCT v) AS c, SUM(DISTINCT v) AS s "
-                f"FROM ({rows}) GROUP BY {group}"
-            )
-            on = " AND ".join(f"m.{g} IS NOT DISTINCT FROM {alias}.{g}" for g in self.group)
-            joins.append(f"LEFT JOIN ({sub}) {alias} ON {on}")
-        outer = ["m.*"] + [f"d{i}.c AS dc{i}, d{i}.s AS ds{i}" for i, _ in self.distinct]
-        full = f"SELECT {', '.join(outer)} FROM ({sql}) m {' '.join(joins)}"
-        merged = self.ctx.state.query(full, **inputs)
-        # A stable output order (by window, then key) costs less in Arrow than in SQL.
-        order = [(g, "ascending") for g in ["we", "ws", *self.key_cols]]
-        return self._output(merged.sort_by(order))
+            specs += _merge_specs(i, a)
+        for i, a in self.distinct:
+            v = f"v{i}"
+            specs.append((v, "count", _ONLY_VALID) if a.func == "COUNT" else (v, "sum"))
+            if a.func == "AVG":
+                specs.append((v, "count", _ONLY_VALID))
+        merged = union.group_by(self.group, use_threads=False).aggregate(specs)
+        merged = merged.sort_by([(g, "ascending") for g in self.group])  # a stable order
+        return self._output(merged)
 
     def _output(self, merged: pa.Table) -> pa.Table:
-        ends = merged.column("we").combine_chunks()
-        arrays = [
-            from_ms(merged.column("ws").combine_chunks()),
-            from_ms(ends),
-            from_ms(pc.subtract(ends, 1)),
-        ]
-        for name in self.key_cols:
-            arrays.append(merged.column(name))
-        for i, a in enumerate(self.node.aggs):
-            arrays.append(_final(i, a, merged))
-        fields = list(self.schema)
+        ends = _col(merged, "we")
+        starts = window_starts(ends.to_numpy(zero_copy_only=False), self.spec)
+        arrays = [from_ms(starts), from_ms(ends), from_ms(pc.subtract(ends, 1))]
+        arrays += [_col(merged, k) for k in self.key_cols]
+        arrays += [_final(i, a, merged) for i, a in enumerate(self.node.aggs)]
         out = [
             arr.cast(f.type) if arr.type != f.type else arr
-            for arr, f in zip(arrays, fields, strict=True)
+            for arr, f in zip(arrays, self.schema, strict=True)
         ]
-        return pa.Table.from_arrays([_combine(a) for a in out], schema=self.schema)
+        return pa.Table.from_arrays(out, schema=self.schema)
+
+
+def window_starts(ends: np.ndarray, spec: WindowSpec) -> np.ndarray:
+    """The start of each window from its end: end - size for TUMBLE and HOP; for CUMULATE
+    the start of the period the end falls in.
+    """
+    if spec.kind != "CUMULATE":
+        return ends - spec.size_ms
+    last = ends - 1
+    return last - np.mod(last - spec.offset_ms, spec.size_ms)
 
 
 def _col(batch: pa.RecordBatch | pa.Table, name: str) -> pa.Array:
-    return _combine(batch.column(name))
-
-
-def _combine(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    values = batch.column(name)
     return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
-def _empty(schema: pa.Schema) -> pa.Table:
-    return schema.empty_table()
-
-
-def _arg_for_sum(values: pa.Array, a: AggCall) -> pa.Array:
+def _arg_for_sum(values: pa.Array) -> pa.Array:
     """Sums run in BIGINT, DOUBLE or DECIMAL(38, s) so that partial sums cannot overflow
     a narrower type.
     """
@@ -289,38 +268,37 @@ def _partial_inputs(a: AggCall, batch: pa.RecordBatch | pa.Table):
         return [("", "count", masked(_col(batch, a.arg)))]
     values = masked(_col(batch, a.arg))
     if a.func == "SUM":
-        return [("", "sum", _arg_for_sum(values, a))]
+        return [("", "sum", _arg_for_sum(values))]
     if a.func == "AVG":
-        return [("_s", "sum", _arg_for_sum(values, a)), ("_c", "count", values)]
+        return [("_s", "sum", _arg_for_sum(values)), ("_c", "count", values)]
     return [("", a.func.lower(), values)]
 
 
-def _merge_exprs(i: int, a: AggCall) -> list[str]:
+def _merge_specs(i: int, a: AggCall) -> list[tuple]:
     p = f"p{i}"
     match a.func:
-        case "COUNT":
-            return [f"CAST(SUM({p}) AS BIGINT) AS {p}"]
-        case "SUM":
-            cast = "BIGINT" if pa.types.is_integer(a.type) else None
-            return [f"CAST(SUM({p}) AS {cast}) AS {p}" if cast else f"SUM({p}) AS {p}"]
+        case "COUNT" | "SUM":
+            return [(p, "sum")]
         case "AVG":
-            return [f"SUM({p}_s) AS {p}_s", f"CAST(SUM({p}_c) AS BIGINT) AS {p}_c"]
+            return [(f"{p}_s", "sum"), (f"{p}_c", "sum")]
         case _:
-            return [f"{a.func}({p}) AS {p}"]
+            return [(p, a.func.lower())]
 
 
 def _final(i: int, a: AggCall, merged: pa.Table) -> pa.Array:
     if a.distinct:
-        count = _combine(merged.column(f"dc{i}"))
+        v = f"v{i}"
         if a.func == "COUNT":
-            return pc.fill_null(count, 0).cast(pa.int64())
-        total = _combine(merged.column(f"ds{i}"))
-        return total if a.func == "SUM" else _average(total, count, a.type)
+            return pc.fill_null(_col(merged, f"{v}_count"), 0)
+        if a.func == "SUM":
+            return _col(merged, f"{v}_sum")
+        return _average(_col(merged, f"{v}_sum"), _col(merged, f"{v}_count"), a.type)
+    p = f"p{i}"
     if a.func == "AVG":
-        return _average(
-            _combine(merged.column(f"p{i}_s")), _combine(merged.column(f"p{i}_c")), a.type
-        )
-    return _combine(merged.column(f"p{i}"))
+        return _average(_col(merged, f"{p}_s_sum"), _col(merged, f"{p}_c_sum"), a.type)
+    if a.func == "COUNT":
+        return pc.fill_null(_col(merged, f"{p}_sum"), 0)
+    return _col(merged, f"{p}_{'sum' if a.func == 'SUM' else a.func.lower()}")
 
 
 def _average(total: pa.Array, count: pa.Array, out: pa.DataType) -> pa.Array:
@@ -337,6 +315,3 @@ def _average(total: pa.Array, count: pa.Array, out: pa.DataType) -> pa.Array:
         rounded = pc.round(quotient, ndigits=out.scale, round_mode="half_up")
         return rounded.cast(out, safe=False)
     return pc.divide(total.cast(pa.float64()), safe.cast(pa.float64()))
-
-
-__all__ = ["MAX_WATERMARK", "WindowAggOperator"]

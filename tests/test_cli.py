@@ -102,7 +102,8 @@ def test_missing_file_is_a_clear_error(tmp_path):
 def test_explain_command(script):
     proc = run("explain", str(script), "-p", "2")
     assert proc.returncode == 0, proc.stderr
-    assert "== Physical Plan ==" in proc.stdout and "singleton" in proc.stdout
+    assert "== Physical Plan ==" in proc.stdout and "WindowAggregate" in proc.stdout
+    assert "parallelism=2" not in proc.stdout  # no keys: one instance, chained to the source
 
 
 def test_no_arguments_shows_help():

@@ -17,7 +17,8 @@ from streamsql.output import print_table, row_lines
 from streamsql.parser import ast, parse_script
 from streamsql.plan.binder import Binder
 from streamsql.runtime.job import JobResult
-from streamsql.session import Session, _inserts
+from streamsql.runtime.operators import ResultBuffer
+from streamsql.session import Output, Planned, Session
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -86,24 +87,26 @@ def run(
     _terminate_as_interrupt()
     script = _read(file)
     out = _stdout()
+
+    def show(output: Output) -> None:
+        if output.table is not None:
+            print_table(out, output.table)
+        elif output.message and isinstance(output.statement, ast.Explain):
+            out.print(output.message, markup=False)
+
+    def summarize(result: JobResult | None) -> None:
+        if result is not None and not quiet:
+            err.print(result.summary(), markup=False)
+
     try:
         session = _session(parallelism, sets, state_dir)
-        inserts = []
-        for stmt in parse_script(script):
-            if isinstance(stmt, ast.Insert | ast.StatementSet):
-                inserts.extend(Binder(session.catalog).insert(i) for i in _inserts(stmt))
-            elif isinstance(stmt, ast.Query):
-                _run_select(session, stmt, script, out, quiet)
-            else:
-                output = session.run_statement(stmt, script)
-                if output.table is not None:
-                    print_table(out, output.table)
-                elif output.message and isinstance(stmt, ast.Explain):
-                    out.print(output.message, markup=False)
-        if inserts:
-            result = _run_job(session, session.plan(tuple(inserts)))
-            if not quiet:
-                err.print(result.summary(), markup=False)
+        result = session.execute(
+            script,
+            on_output=show,
+            select=lambda stmt: _select(session, stmt, out, summarize),
+            run=lambda planned: _run(session, planned),
+        )
+        summarize(result.job)
     except StreamSQLError as e:
         _fail(e.with_source(script))
     except Exception as e:
@@ -116,44 +119,34 @@ def _stdout() -> Console:
     return console if console.is_terminal else Console(highlight=False, width=100_000)
 
 
-def _run_job(session: Session, planned, results=None, on_rows=None) -> JobResult:
-    driver = session.driver(planned, results)
-    steps = driver.steps()
+def _run(session: Session, planned: Planned, results=None, on_batch=None) -> JobResult:
+    """Run a job; Ctrl-C (or SIGTERM) stops it cleanly and returns what it did."""
     try:
-        for _ in steps:
-            if on_rows is not None and results is not None:
-                for batch in results.drain():
-                    on_rows(batch)
+        return session.run_planned(planned, results, on_batch)
     except KeyboardInterrupt:
-        err.print("stopping (interrupted) ...", markup=False)
-    finally:
-        steps.close()
-        driver.job.state.drop_all()
-    if on_rows is not None and results is not None:
-        for batch in results.drain():
-            on_rows(batch)
-    return driver.job.result()
+        err.print("stopped by interrupt", markup=False)
+        assert session.last_result is not None
+        return session.last_result
 
 
-def _run_select(session: Session, stmt: ast.Query, script: str, out: Console, quiet: bool):
-    from streamsql.runtime.operators import ResultBuffer
-
+def _select(session: Session, stmt: ast.Query, out: Console, summarize) -> Output:
+    """Print a SELECT's result: a table for a bounded query, rows as they come otherwise."""
     planned = session.plan((Binder(session.catalog).query(stmt),))
     schema = planned.roots[0].schema
     results = ResultBuffer(schema)
     if planned.bounded:
         collected: list[pa.RecordBatch] = []
-        result = _run_job(session, planned, results, collected.append)
+        job = _run(session, planned, results, collected.append)
         print_table(out, pa.Table.from_batches(collected, schema=schema))
     else:
 
-        def show(batch: pa.RecordBatch) -> None:
+        def rows(batch: pa.RecordBatch) -> None:
             for line in row_lines(batch):
                 out.print(line, markup=False, highlight=False)
 
-        result = _run_job(session, planned, results, show)
-    if not quiet:
-        err.print(result.summary(), markup=False)
+        job = _run(session, planned, results, rows)
+    summarize(job)
+    return Output(stmt, message=job.summary())
 
 
 @main.command()
@@ -170,7 +163,7 @@ def explain(file: str, parallelism: int | None, sets: tuple[str, ...], verbose: 
         queries: list[ast.Query] = []
         for stmt in parse_script(script):
             if isinstance(stmt, ast.Insert | ast.StatementSet):
-                inserts.extend(_inserts(stmt))
+                inserts.extend(ast.inserts_of(stmt))
             elif isinstance(stmt, ast.Query):
                 queries.append(stmt)
             elif isinstance(stmt, ast.Explain):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -122,27 +122,42 @@ class Session:
             self.settings.update(settings)
         self.stdout = stdout
         self._jobs = itertools.count(1)
+        self.last_result: JobResult | None = None
 
     # -- scripts ---------------------------------------------------------------------------
 
-    def execute(self, script: str) -> ExecuteResult:
+    def execute(
+        self,
+        script: str,
+        *,
+        on_output: Callable[[Output], None] | None = None,
+        select: Callable[[ast.Query], Output] | None = None,
+        run: Callable[[Planned], JobResult] | None = None,
+    ) -> ExecuteResult:
         """Run a script: DDL and SET take effect in order, SELECT/SHOW/DESCRIBE/EXPLAIN
         outputs are collected, and all INSERT INTO statements run together as one job at
         the end (bounded sources run to completion).
+
+        ``on_output`` sees each statement's output as it is produced; ``select`` and
+        ``run`` replace how a SELECT and the INSERT job are run (the CLI prints rows as they
+        come and stops on Ctrl-C).
         """
         result = ExecuteResult()
-        inserts: list[ast.Insert] = []
         bound: list[PlanNode] = []
         with _pointing_at(script):
             for stmt in parse_script(script):
                 if isinstance(stmt, ast.Insert | ast.StatementSet):
-                    for ins in _inserts(stmt):
-                        bound.append(Binder(self.catalog).insert(ins))
-                        inserts.append(ins)
+                    bound += [Binder(self.catalog).insert(i) for i in ast.inserts_of(stmt)]
                     continue
-                result.outputs.append(self.run_statement(stmt, script))
+                if isinstance(stmt, ast.Query) and select is not None:
+                    output = select(stmt)
+                else:
+                    output = self.run_statement(stmt, script)
+                result.outputs.append(output)
+                if on_output is not None:
+                    on_output(output)
             if bound:
-                result.job = self.run_job(tuple(bound))
+                result.job = (run or self.run_planned)(self.plan(tuple(bound)))
         return result
 
     def run_statement(self, stmt: ast.Statement, script: str = "") -> Output:
@@ -174,7 +189,8 @@ class Session:
             case ast.Query():
                 return Output(stmt, table=self._query(stmt))
             case ast.Insert() | ast.StatementSet():
-                job = self.run_job(tuple(Binder(self.catalog).insert(i) for i in _inserts(stmt)))
+                binder = Binder(self.catalog)
+                job = self.run_job(tuple(binder.insert(i) for i in ast.inserts_of(stmt)))
                 return Output(stmt, message=job.summary())
         raise PlanError(f"cannot run {type(stmt).__name__} statements", span=stmt.span)
 
@@ -229,7 +245,7 @@ class Session:
                 "incrementally with session.sql(query).stream()",
             )
         results = ResultBuffer(planned.roots[0].schema)
-        self.execute_plan(planned, results=results)
+        self.run_planned(planned, results)
         return pa.Table.from_batches(results.drain(), schema=results.schema)
 
     # -- planning and running ----------------------------------------------------------------
@@ -240,14 +256,35 @@ class Session:
         return Planned(roots, optimized, build_job_graph(optimized.roots))
 
     def run_job(self, roots: tuple[PlanNode, ...]) -> JobResult:
-        return self.execute_plan(self.plan(roots))
+        return self.run_planned(self.plan(roots))
 
-    def execute_plan(self, planned: Planned, results: ResultBuffer | None = None) -> JobResult:
+    def run_planned(
+        self,
+        planned: Planned,
+        results: ResultBuffer | None = None,
+        on_batch: Callable[[pa.RecordBatch], None] | None = None,
+    ) -> JobResult:
+        """Run a planned job to its end (or until interrupted: the job then stops cleanly
+        and ``last_result`` holds its counters). ``on_batch`` receives result batches as
+        they arrive instead of leaving them in ``results``.
+        """
         driver = self.driver(planned, results)
+        steps = driver.steps()
+
+        def hand_over() -> None:
+            if on_batch is not None and results is not None:
+                for batch in results.drain():
+                    on_batch(batch)
+
         try:
-            return driver.run()
+            for _ in steps:
+                hand_over()
+            hand_over()
         finally:
+            steps.close()
             driver.job.state.drop_all()
+            self.last_result = driver.job.result()
+        return self.last_result
 
     def driver(self, planned: Planned, results: ResultBuffer | None = None) -> Driver:
         n = next(self._jobs)
@@ -266,7 +303,7 @@ class Session:
         if isinstance(target, ast.Query):
             roots: tuple[PlanNode, ...] = (binder.query(target),)
         else:
-            roots = tuple(binder.insert(i) for i in _inserts(target))
+            roots = tuple(binder.insert(i) for i in ast.inserts_of(target))
         planned = self.plan(roots)
         parts = ["== Optimized Logical Plan ==", explain_logical(planned.roots)]
         parts += ["", "== Physical Plan ==", explain_physical(planned.graph)]
@@ -362,13 +399,6 @@ def connect(state_dir: str | Path | None = None, settings: dict[str, str] | None
     ``settings`` are applied as if by ``SET 'key' = 'value'``.
     """
     return Session(state_dir, settings=settings)
-
-
-def _inserts(stmt: ast.Statement) -> tuple[ast.Insert, ...]:
-    if isinstance(stmt, ast.StatementSet):
-        return stmt.inserts
-    assert isinstance(stmt, ast.Insert)
-    return (stmt,)
 
 
 @contextlib.contextmanager

@@ -127,6 +127,12 @@ class Connector:
     name: ClassVar[str] = ""
     source_options: ClassVar[tuple[Option, ...]] = ()
     sink_options: ClassVar[tuple[Option, ...]] = ()
+    #: The Sink class create_sink returns, if the connector can be written to.
+    sink_class: ClassVar[type[Sink] | None] = None
+
+    def guarantee(self) -> str:
+        """The delivery guarantee of this connector's sink, as EXPLAIN states it."""
+        return self.sink_class.guarantee if self.sink_class is not None else "none"
 
     def options_for(self, role: str, options: Mapping[str, str]) -> tuple[Option, ...]:
         """The options valid for ``role`` ('source' or 'sink'); may depend on e.g. 'format'."""

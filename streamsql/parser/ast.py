@@ -143,3 +143,12 @@ class Explain(Statement):
     target: Query | Insert | StatementSet
     verbose: bool = False
     details: tuple[str, ...] = ()  # extra Flink detail words, e.g. CHANGELOG_MODE
+
+
+def inserts_of(stmt: Statement) -> tuple[Insert, ...]:
+    """The INSERT statements of an INSERT or a statement set."""
+    if isinstance(stmt, StatementSet):
+        return stmt.inserts
+    if isinstance(stmt, Insert):
+        return (stmt,)
+    raise TypeError(f"{type(stmt).__name__} holds no INSERT")

@@ -37,9 +37,4 @@ def _watermark(task: Task) -> str | None:
 
 
 def _guarantee(node: Sink) -> str:
-    connector = node.table.connector
-    try:
-        sink_cls = type(connector).sink_class  # type: ignore[attr-defined]
-        return str(sink_cls.guarantee)
-    except AttributeError:
-        return "at-least-once"
+    return node.table.connector.guarantee()

@@ -14,7 +14,7 @@ from streamsql.runtime.exchange import Router
 from streamsql.runtime.metrics import OperatorMetrics
 from streamsql.runtime.operators import Chain, OperatorContext, ResultBuffer, create_operator
 from streamsql.runtime.operators.scan import ScanOperator
-from streamsql.runtime.timeutil import MIN_WATERMARK, format_ms
+from streamsql.runtime.timeutil import MIN_WATERMARK
 from streamsql.state import StateStore
 
 
@@ -187,7 +187,3 @@ class Job:
         metrics = [m for inst in self.all_instances() for m in inst.metrics]
         watermarks = {inst.label: inst.watermark for inst in self.all_instances()}
         return JobResult(self.name, end - self.started, metrics, sources, watermarks)
-
-
-def describe_watermark(value: int) -> str:
-    return format_ms(value)

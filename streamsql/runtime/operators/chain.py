@@ -76,10 +76,3 @@ class Chain(Operator):
             metrics.rows_out += b.num_rows
             metrics.batches_out += 1
         return self._push(i + 1, batches) if batches else []
-
-    def describe_state(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for op in self.ops:
-            for k, v in op.describe_state().items():
-                out[k] = out.get(k, 0) + v
-        return out

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import pyarrow as pa
 
 from streamsql.connectors.base import SinkContext
-from streamsql.errors import ExecError, StreamSQLError
+from streamsql.errors import ExecError
 from streamsql.plan.nodes import Collect, Sink
 from streamsql.runtime.operators.base import Operator, OperatorContext
 
@@ -90,4 +90,4 @@ class CollectOperator(Operator):
         return ()
 
 
-__all__ = ["CollectOperator", "ResultBuffer", "SinkOperator", "StreamSQLError"]
+__all__ = ["CollectOperator", "ResultBuffer", "SinkOperator"]

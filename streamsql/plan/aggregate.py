@@ -91,7 +91,7 @@ class AggregateBinder:
         names = {g.name for g in groups if isinstance(g, exp.Column)}
         if scope.window is None or start not in names or end not in names:
             raise PlanError(
-                "this GROUP BY has no window: an unbounded aggregation produces an updating "
+                "this aggregation has no window: an unbounded aggregation produces an updating "
                 "result, which streamsql does not run yet",
                 span=span_of(group) if group else span_of(self.sel),
                 hint="aggregate per window: FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), "

@@ -125,14 +125,10 @@ class Scan(PlanNode):
         return items
 
 
-@dataclass(frozen=True, eq=False)
-@_one_input
-class Filter(PlanNode):
-    input: PlanNode
-    condition: exp.Expression
+class _RowsAsIs:
+    """Mixin for single-input nodes whose rows keep the input's columns and time."""
 
-    def __post_init__(self) -> None:
-        compile_predicate(self.condition, self.input.schema)
+    input: PlanNode
 
     @property
     def schema(self) -> pa.Schema:
@@ -141,6 +137,16 @@ class Filter(PlanNode):
     @property
     def time_attr(self) -> str | None:
         return self.input.time_attr
+
+
+@dataclass(frozen=True, eq=False)
+@_one_input
+class Filter(_RowsAsIs, PlanNode):
+    input: PlanNode
+    condition: exp.Expression
+
+    def __post_init__(self) -> None:
+        compile_predicate(self.condition, self.input.schema)
 
     def details(self) -> list[str]:
         return [f"where=[{to_sql(self.condition)}]"]
@@ -340,19 +346,11 @@ class Distribution:
 
 @dataclass(frozen=True, eq=False)
 @_one_input
-class Exchange(PlanNode):
+class Exchange(_RowsAsIs, PlanNode):
     """Redistribute rows between operator instances (inserted by the optimizer)."""
 
     input: PlanNode
     distribution: Distribution
-
-    @property
-    def schema(self) -> pa.Schema:
-        return self.input.schema
-
-    @property
-    def time_attr(self) -> str | None:
-        return self.input.time_attr
 
     def details(self) -> list[str]:
         return [f"distribution=[{self.distribution.describe()}]"]
@@ -360,15 +358,11 @@ class Exchange(PlanNode):
 
 @dataclass(frozen=True, eq=False)
 @_one_input
-class Sink(PlanNode):
+class Sink(_RowsAsIs, PlanNode):
     """Write into a table (INSERT INTO); the input already has the table's column types."""
 
     input: PlanNode
     table: CatalogTable
-
-    @property
-    def schema(self) -> pa.Schema:
-        return self.input.schema
 
     def details(self) -> list[str]:
         return [
@@ -380,14 +374,10 @@ class Sink(PlanNode):
 
 @dataclass(frozen=True, eq=False)
 @_one_input
-class Collect(PlanNode):
+class Collect(_RowsAsIs, PlanNode):
     """Hand the result rows to the caller (a SELECT run from the API, CLI or shell)."""
 
     input: PlanNode
-
-    @property
-    def schema(self) -> pa.Schema:
-        return self.input.schema
 
     def details(self) -> list[str]:
         return [f"fields=[{_cols(self.schema.names)}]"]

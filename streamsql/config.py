@@ -11,7 +11,9 @@ from streamsql.errors import ConfigError, did_you_mean
 
 SETTINGS: tuple[Option, ...] = (
     Option("parallelism.default", "int", 1, help="parallel instances of each stateful operator"),
-    Option("execution.batch-size", "int", 65536, help="most rows a source puts in one micro-batch"),
+    Option(
+        "execution.batch-size", "int", 262144, help="most rows a source puts in one micro-batch"
+    ),
     Option("pipeline.name", "string", "streamsql", help="the job's name in metrics and files"),
     Option(
         "pipeline.max-parallelism",

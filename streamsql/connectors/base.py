@@ -53,7 +53,7 @@ class SourceContext:
     """Per-instance settings a source is created with."""
 
     columns: Sequence[str]  # the physical columns the query needs, a subset of the schema
-    batch_size: int = 65536
+    batch_size: int = 262144
     instance: int = 0
     parallelism: int = 1
 

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from streamsql.plan.nodes import AggCall, WindowAggregate, WindowSpec
 from streamsql.runtime.operators.base import Operator, OperatorContext
-from streamsql.runtime.operators.window_assign import assign_windows
+from streamsql.runtime.operators.window_assign import assign_windows, tumble_starts
 from streamsql.runtime.timeutil import MIN_WATERMARK, from_ms, to_ms
 from streamsql.state.store import quote
 
@@ -101,8 +101,10 @@ class WindowAggOperator(Operator):
         """
         if self.node.assigns:
             times = to_ms(_col(batch, self.spec.time_col)).to_numpy(zero_copy_only=False)
-            rows, _, ends = assign_windows(times, self.spec)
-            if self.spec.kind != "TUMBLE":
+            if self.spec.kind == "TUMBLE":  # one window per row: no repetition
+                ends = tumble_starts(times, self.spec) + self.spec.size_ms
+            else:
+                rows, _, ends = assign_windows(times, self.spec)
                 batch = batch.take(pa.array(rows))
         else:
             ends = to_ms(_col(batch, "window_end")).to_numpy(zero_copy_only=False)
@@ -205,8 +207,8 @@ class WindowAggOperator(Operator):
             specs.append((v, "count", _ONLY_VALID) if a.func == "COUNT" else (v, "sum"))
             if a.func == "AVG":
                 specs.append((v, "count", _ONLY_VALID))
+        # Single-threaded grouping keeps first-seen order: the output order is stable.
         merged = union.group_by(self.group, use_threads=False).aggregate(specs)
-        merged = merged.sort_by([(g, "ascending") for g in self.group])  # a stable order
         return self._output(merged)
 
     def _output(self, merged: pa.Table) -> pa.Table:

@@ -12,6 +12,11 @@ from streamsql.runtime.operators.base import Operator
 from streamsql.runtime.timeutil import from_ms, to_ms
 
 
+def tumble_starts(times_ms: np.ndarray, spec: WindowSpec) -> np.ndarray:
+    """The start of the tumbling window each time falls in (floor towards -inf)."""
+    return times_ms - np.mod(times_ms - spec.offset_ms, spec.size_ms)
+
+
 def assign_windows(
     times_ms: np.ndarray, spec: WindowSpec
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -25,10 +30,10 @@ def assign_windows(
     ([0, 0], [1000, 0], [3000, 2000])
     """
     t = times_ms
-    idx = np.arange(len(t), dtype=np.int64)
     if spec.kind == "TUMBLE":
-        start = t - np.mod(t - spec.offset_ms, spec.size_ms)
-        return idx, start, start + spec.size_ms
+        start = tumble_starts(t, spec)
+        return np.arange(len(t), dtype=np.int64), start, start + spec.size_ms
+    idx = np.arange(len(t), dtype=np.int64)
     if spec.kind == "HOP":
         last = t - np.mod(t - spec.offset_ms, spec.slide_ms)
         n = spec.size_ms // spec.slide_ms

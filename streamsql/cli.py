@@ -12,13 +12,14 @@ import pyarrow as pa
 from rich.console import Console
 
 from streamsql import __version__
+from streamsql.changelog import final_table
 from streamsql.errors import StreamSQLError
 from streamsql.output import print_table, row_lines
 from streamsql.parser import ast, parse_script
 from streamsql.plan.binder import Binder
 from streamsql.runtime.job import JobResult
 from streamsql.runtime.operators import ResultBuffer
-from streamsql.session import Output, Planned, Session
+from streamsql.session import Output, Planned, Session, batch_schema
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -132,12 +133,12 @@ def _run(session: Session, planned: Planned, results=None, on_batch=None) -> Job
 def _select(session: Session, stmt: ast.Query, out: Console, summarize) -> Output:
     """Print a SELECT's result: a table for a bounded query, rows as they come otherwise."""
     planned = session.plan((Binder(session.catalog).query(stmt),))
-    schema = planned.roots[0].schema
+    schema = batch_schema(planned.roots[0])
     results = ResultBuffer(schema)
-    if planned.bounded:
+    if planned.bounded:  # the final result; an updating query's changes are applied
         collected: list[pa.RecordBatch] = []
         job = _run(session, planned, results, collected.append)
-        print_table(out, pa.Table.from_batches(collected, schema=schema))
+        print_table(out, final_table(pa.Table.from_batches(collected, schema=schema)))
     else:
 
         def rows(batch: pa.RecordBatch) -> None:

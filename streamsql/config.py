@@ -29,6 +29,12 @@ SETTINGS: tuple[Option, ...] = (
         help="an input quiet for this long stops holding back the watermark (0: never)",
     ),
     Option(
+        "table.exec.state.ttl",
+        "duration",
+        0,
+        help="keys of unbounded state untouched this long are dropped (0: kept forever)",
+    ),
+    Option(
         "table.optimizer.disabled-rules",
         "string",
         "",

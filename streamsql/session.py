@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from streamsql import duck
 from streamsql.catalog import Catalog
+from streamsql.changelog import final_table
 from streamsql.config import Settings
 from streamsql.errors import PlanError, StreamSQLError
 from streamsql.optimizer import Optimized, OptimizerContext, optimize
@@ -26,6 +27,7 @@ from streamsql.physical.explain import explain_physical
 from streamsql.physical.graph import JobGraph
 from streamsql.physical.planner import build_job_graph
 from streamsql.plan.binder import Binder
+from streamsql.plan.changelog import OP, OP_TYPE
 from streamsql.plan.explain import explain_logical
 from streamsql.plan.nodes import PlanNode
 from streamsql.runtime.driver import Driver
@@ -244,9 +246,11 @@ class Session:
                 hint="bound the source (e.g. 'number-of-rows' for datagen) or consume it "
                 "incrementally with session.sql(query).stream()",
             )
-        results = ResultBuffer(planned.roots[0].schema)
+        root = planned.roots[0]
+        results = ResultBuffer(batch_schema(root))
         self.run_planned(planned, results)
-        return pa.Table.from_batches(results.drain(), schema=results.schema)
+        changes = pa.Table.from_batches(results.drain(), schema=results.schema)
+        return final_table(changes) if root.mode.updating else changes
 
     # -- planning and running ----------------------------------------------------------------
 
@@ -366,7 +370,12 @@ class QueryHandle:
 
     @property
     def schema(self) -> pa.Schema:
-        return self.planned.roots[0].schema
+        """The schema of the batches ``stream()`` yields (with ``_op`` when updating)."""
+        return batch_schema(self.planned.roots[0])
+
+    @property
+    def updating(self) -> bool:
+        return self.planned.roots[0].mode.updating
 
     def explain(self) -> str:
         return explain_logical(self.planned.roots) + "\n\n" + explain_physical(self.planned.graph)
@@ -389,9 +398,17 @@ class QueryHandle:
             driver.job.state.drop_all()
 
     def to_arrow(self) -> pa.Table:
+        """The whole result of a bounded query (the final rows of an updating one)."""
         if not self.planned.bounded:
             raise PlanError("this query is unbounded; iterate over .stream() instead")
-        return pa.Table.from_batches(list(self.stream()), schema=self.schema)
+        changes = pa.Table.from_batches(list(self.stream()), schema=self.schema)
+        return final_table(changes) if self.updating else changes
+
+
+def batch_schema(node: PlanNode) -> pa.Schema:
+    """The schema of a node's batches: its rows, plus ``_op`` when it carries changes."""
+    schema = node.schema
+    return schema.append(pa.field(OP, OP_TYPE)) if node.mode.updating else schema
 
 
 def connect(state_dir: str | Path | None = None, settings: dict[str, str] | None = None) -> Session:

@@ -130,6 +130,10 @@ class Connector:
     #: The Sink class create_sink returns, if the connector can be written to.
     sink_class: ClassVar[type[Sink] | None] = None
 
+    def accepts_updates(self, table: TableContext) -> bool:
+        """Whether the sink can take an updating stream (rows with ``_op``)."""
+        return False
+
     def guarantee(self) -> str:
         """The delivery guarantee of this connector's sink, as EXPLAIN states it."""
         return self.sink_class.guarantee if self.sink_class is not None else "none"

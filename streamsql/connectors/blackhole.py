@@ -21,6 +21,9 @@ class BlackholeConnector(Connector):
     name = "blackhole"
     sink_class = BlackholeSink
 
+    def accepts_updates(self, table: TableContext) -> bool:
+        return True
+
     def create_sink(self, table: TableContext, ctx: SinkContext) -> Sink:
         self.validate(table, "sink")
         return BlackholeSink()

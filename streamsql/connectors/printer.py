@@ -94,6 +94,10 @@ class PrintConnector(Connector):
 
     name = "print"
     sink_class = PrintSink
+
+    def accepts_updates(self, table: TableContext) -> bool:
+        return True  # it prints each change with its row kind
+
     sink_options = (
         Option("print-identifier", "string", help="a prefix for every line"),
         Option("standard-error", "bool", False, help="print to stderr instead of stdout"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from streamsql.optimizer.context import OptimizerContext
-from streamsql.plan.nodes import PlanNode, Scan, transform_up
+from streamsql.plan.nodes import PlanNode, Scan, Sink, transform_up
 
 
 def assign_parallelism(roots: tuple[PlanNode, ...], ctx: OptimizerContext) -> tuple[PlanNode, ...]:
@@ -18,8 +18,10 @@ def assign_parallelism(roots: tuple[PlanNode, ...], ctx: OptimizerContext) -> tu
     def assign(node: PlanNode) -> PlanNode:
         if isinstance(node, Scan):
             p = 1
+        elif isinstance(node, Sink) and node.input.mode.updating and not node.table.primary_key:
+            p = 1  # one writer keeps the changes of every row in order
         elif node.stateful:
-            keys = getattr(node, "partition_keys", None)
+            keys = getattr(node, "shuffle_keys", None)
             p = ctx.parallelism if keys else 1
         elif any(isinstance(i, Scan) for i in node.inputs):
             p = ctx.parallelism

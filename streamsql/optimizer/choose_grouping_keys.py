@@ -5,20 +5,35 @@ from __future__ import annotations
 import dataclasses
 
 from streamsql.optimizer.context import OptimizerContext
-from streamsql.plan.nodes import PlanNode, WindowAggregate, transform_up
+from streamsql.plan.nodes import (
+    WINDOW_COLUMNS,
+    Aggregate,
+    PlanNode,
+    TopN,
+    WindowAggregate,
+    WindowTopN,
+    transform_up,
+)
 
 
 def choose_grouping_keys(
     roots: tuple[PlanNode, ...], ctx: OptimizerContext
 ) -> tuple[PlanNode, ...]:
-    """A window aggregate is partitioned by its group keys, not by the window: all windows
-    of one key live on one instance, and the windows of a key close in time order there.
-    A window aggregate without keys runs as a single instance.
+    """Aggregates are partitioned by their group keys and rankings by their PARTITION BY
+    keys. Windowed operators leave the window out: all windows of one key live on one
+    instance, and they close there in time order. An operator without keys runs as a single
+    instance.
     """
 
     def choose(node: PlanNode) -> PlanNode:
-        if isinstance(node, WindowAggregate) and node.partition_keys is None:
-            return dataclasses.replace(node, partition_keys=node.keys)
+        match node:
+            case WindowAggregate() | Aggregate() if node.shuffle_keys is None:
+                return dataclasses.replace(node, shuffle_keys=node.keys)
+            case TopN() if node.shuffle_keys is None:
+                return dataclasses.replace(node, shuffle_keys=node.partition_keys)
+            case WindowTopN() if node.shuffle_keys is None:
+                keys = tuple(k for k in node.partition_keys if k not in WINDOW_COLUMNS)
+                return dataclasses.replace(node, shuffle_keys=keys)
         return node
 
     return transform_up(roots, choose)

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from streamsql.optimizer.context import OptimizerContext
-from streamsql.plan.nodes import Distribution, Exchange, PlanNode, transform_up
+from streamsql.plan.nodes import Distribution, Exchange, PlanNode, Sink, transform_up
 
 
 def required_distribution(node: PlanNode) -> Distribution | None:
-    """What a node needs from its input: hash(keys), singleton, or nothing in particular."""
+    """What a node needs from its input: hash(keys), singleton, or nothing in particular.
+
+    A sink that receives updates needs every change of one key from one instance, in
+    order: hash on its primary key, or everything in one instance.
+    """
+    if isinstance(node, Sink) and node.input.mode.updating:
+        pk = node.table.primary_key
+        return Distribution("hash", pk) if pk else Distribution("singleton")
     if not node.stateful:
         return None
-    keys = getattr(node, "partition_keys", None) or ()
+    keys = getattr(node, "shuffle_keys", None) or ()
     return Distribution("hash", tuple(keys)) if keys else Distribution("singleton")
 
 

@@ -9,11 +9,14 @@ from sqlglot import exp
 from streamsql.optimizer.context import OptimizerContext
 from streamsql.plan.nodes import (
     WINDOW_COLUMNS,
+    Aggregate,
     Filter,
     PlanNode,
     Project,
     Scan,
+    TopN,
     WindowAggregate,
+    WindowTopN,
     WindowTVF,
     walk,
 )
@@ -57,10 +60,18 @@ def _input_needs(node: PlanNode, want: set[str]) -> list[set[str]]:
             return [want | _refs(node.condition)]
         case WindowTVF():
             return [(want - set(WINDOW_COLUMNS)) | {node.window.time_col}]
-        case WindowAggregate():
-            cols = {*node.window_inputs, *node.keys}
+        case WindowAggregate() | Aggregate():
+            cols = set(node.keys)
+            if isinstance(node, WindowAggregate):
+                cols |= set(node.window_inputs)
             for a in node.aggs:
                 cols |= {c for c in (a.arg, a.filter) if c}
+            return [cols]
+        case TopN() | WindowTopN():
+            cols = (want - {node.rank_name}) | set(node.partition_keys)
+            cols |= {k.column for k in node.order}
+            if isinstance(node, WindowTopN):
+                cols.add(node.window_end)
             return [cols]
     return [set(i.schema.names) for i in node.inputs]
 
@@ -77,6 +88,9 @@ def _pruned(
         case Scan():
             cols = tuple(c for c in node.columns if c in want) or node.columns[:1]
             return node if cols == node.columns else dataclasses.replace(node, columns=cols)
+        case TopN() if node.rank_name and node.rank_name not in want and not is_root:
+            # Nobody reads the rank: emit rows entering and leaving the top only.
+            return dataclasses.replace(node, input=inputs[0], rank_name=None)
         case Project():
             exprs = node.exprs if is_root else _kept(node, want)
             project = Project(inputs[0], exprs, parallelism=node.parallelism)

@@ -11,9 +11,11 @@ from streamsql.expr import compile_expr
 from streamsql.optimizer.context import OptimizerContext
 from streamsql.plan.nodes import (
     WINDOW_COLUMNS,
+    Aggregate,
     Filter,
     PlanNode,
     Project,
+    TopN,
     WindowAggregate,
     WindowTVF,
     transform_up,
@@ -22,7 +24,8 @@ from streamsql.plan.nodes import (
 
 def push_down_filters(roots: tuple[PlanNode, ...], ctx: OptimizerContext) -> tuple[PlanNode, ...]:
     """Merge stacked filters and push conjuncts below projections, window assignment and
-    (for conditions on group keys only) below window aggregation.
+    (for conditions on group or partition keys only) below aggregates and rankings: a
+    condition on the key keeps or drops whole groups, whichever side it is applied on.
     """
 
     def rewrite(node: PlanNode) -> PlanNode:
@@ -41,8 +44,8 @@ def push_down_filters(roots: tuple[PlanNode, ...], ctx: OptimizerContext) -> tup
                     return node
                 pushed = WindowTVF(rewrite(Filter(child.input, _and(down))), child.window)
                 return Filter(pushed, _and(keep)) if keep else pushed
-            case WindowAggregate():
-                keys = set(child.keys)
+            case WindowAggregate() | Aggregate() | TopN():
+                keys = set(child.partition_keys if isinstance(child, TopN) else child.keys)
                 down, keep = _split(node.condition, lambda c: bool(c) and c <= keys)
                 if not down:
                     return node

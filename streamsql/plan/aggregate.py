@@ -12,7 +12,15 @@ from streamsql.errors import BindError, PlanError
 from streamsql.expr import compile_expr, compile_predicate
 from streamsql.parser.dialect import to_sql
 from streamsql.parser.spans import span_of
-from streamsql.plan.nodes import WINDOW_COLUMNS, AggCall, Filter, Project, WindowAggregate
+from streamsql.plan.nodes import (
+    WINDOW_COLUMNS,
+    AggCall,
+    Aggregate,
+    Filter,
+    PlanNode,
+    Project,
+    WindowAggregate,
+)
 from streamsql.plan.scope import Scope, ScopeColumn
 from streamsql.types import sql_type_name
 
@@ -71,7 +79,9 @@ class _Agg:
 
 class AggregateBinder:
     """Turns ``SELECT … GROUP BY window_start, window_end, k`` into
-    Project(pre) → WindowAggregate → [Filter(HAVING)] → Project(select list).
+    Project(pre) → WindowAggregate → [Filter(HAVING)] → Project(select list), and any other
+    GROUP BY (or aggregate without GROUP BY) into the same shape over an unbounded,
+    updating Aggregate.
     """
 
     def __init__(self, binder: Binder, sel: exp.Select, scope: Scope) -> None:
@@ -89,45 +99,41 @@ class AggregateBinder:
         start = scope.window_columns.get("start")
         end = scope.window_columns.get("end")
         names = {g.name for g in groups if isinstance(g, exp.Column)}
-        if scope.window is None or start not in names or end not in names:
-            raise PlanError(
-                "this aggregation has no window: an unbounded aggregation produces an updating "
-                "result, which streamsql does not run yet",
-                span=span_of(group) if group else span_of(self.sel),
-                hint="aggregate per window: FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), "
-                "INTERVAL '1' MINUTE)) ... GROUP BY window_start, window_end, ...",
-            )
-        window_time = scope.window_columns.get("time")
+        windowed = scope.window is not None and start in names and end in names
+        roles: dict[str, str] = {}
+        if windowed:
+            _require_append(scope.node, "window aggregation", group or self.sel)
+            window_time = scope.window_columns.get("time")
+            roles = {start: "window_start", end: "window_end"}
+            if window_time:
+                roles[window_time] = "window_time"
         for g in groups:
-            if isinstance(g, exp.Column) and g.name in (start, end, window_time):
+            if isinstance(g, exp.Column) and g.name in roles:
                 continue
             self.key_names[to_sql(g)] = self._pre_column(g, "$g")
-        self._pre_named(start, "window_start")
-        self._pre_named(end, "window_end")
+        if windowed:
+            self._pre_named(start, "window_start")
+            self._pre_named(end, "window_end")
 
         items = [self.binder.expr(i, scope, allow_aggregates=True) for i in self.sel.expressions]
         having = self.sel.args.get("having")
         having_expr = (
             self.binder.expr(having.this, scope, allow_aggregates=True) if having else None
         )
-
-        pre_schema_probe = scope.node.schema
         for e in [*items, *([having_expr] if having_expr is not None else [])]:
             for node in e.find_all(exp.AggFunc, exp.Filter):
                 if is_aggregate(node) and not _inside_aggregate(node):
-                    self._aggregate(node, pre_schema_probe)
+                    self._aggregate(node, scope.node.schema)
 
         pre = Project(scope.node, tuple(self.pre.values()))
-        agg_node = WindowAggregate(
-            pre,
-            scope.window,
-            tuple(self.key_names.values()),
-            tuple(a.call for a in self.aggs.values()),
-        )
-        roles = {start: "window_start", end: "window_end"}
-        if window_time:
-            roles[window_time] = "window_time"
-        node = agg_node
+        keys = tuple(self.key_names.values())
+        calls = tuple(a.call for a in self.aggs.values())
+        node: PlanNode
+        if windowed:
+            assert scope.window is not None
+            node = WindowAggregate(pre, scope.window, keys, calls)
+        else:
+            node = Aggregate(pre, keys, calls)
         if having_expr is not None:
             node = Filter(node, self._rewrite(having_expr, roles))
         outputs: list[tuple[str, exp.Expression]] = []
@@ -138,10 +144,11 @@ class AggregateBinder:
             rewritten = self._rewrite(_strip_alias(bound), roles)
             outputs.append((name, rewritten))
             cols.append(ScopeColumn(name, name))
-            if isinstance(rewritten, exp.Column) and rewritten.name in WINDOW_COLUMNS:
+            if windowed and isinstance(rewritten, exp.Column) and rewritten.name in WINDOW_COLUMNS:
                 window_roles[rewritten.name.removeprefix("window_")] = name
         project = Project(node, tuple(outputs))
-        return Scope(project, tuple(cols), scope.window if window_roles else None, window_roles)
+        window = scope.window if window_roles else None
+        return Scope(project, tuple(cols), window, window_roles if window else {})
 
     # -- pieces ----------------------------------------------------------------------------
 
@@ -232,6 +239,20 @@ class AggregateBinder:
                     hint=f"add '{user}' to GROUP BY, or aggregate it, e.g. MAX({user})",
                 )
         return out
+
+
+def _require_append(node: PlanNode, what: str, at: exp.Expression) -> None:
+    """Windowed operators close windows by event time and cannot take back what they
+    emitted: their input must only append.
+    """
+    if node.mode.updating:
+        raise PlanError(
+            f"{what} needs an append-only input, but its input is an updating stream "
+            f"({node.mode.kind})",
+            span=span_of(at),
+            hint="apply the window to the append-only source first, then aggregate the "
+            "windowed result",
+        )
 
 
 def _inside_aggregate(node: exp.Expression) -> bool:

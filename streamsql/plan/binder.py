@@ -10,7 +10,7 @@ from streamsql.errors import BindError, PlanError, StreamSQLError
 from streamsql.parser import ast
 from streamsql.parser.spans import span_of
 from streamsql.plan.aggregate import AggregateBinder, contains_aggregate, is_aggregate
-from streamsql.plan.nodes import Collect, Filter, Project, Scan, Sink
+from streamsql.plan.nodes import Collect, Filter, Project, Scan, Sink, updates_origin
 from streamsql.plan.scope import Scope, ScopeColumn
 from streamsql.plan.windows import bind_window_tvf, is_window_call
 from streamsql.types import sql_type_name
@@ -60,7 +60,18 @@ class Binder:
                 exprs.append((f.name, exp.column(src, quoted=True)))
             else:
                 exprs.append((f.name, exp.Null()))
-        return Sink(Project(scope.node, tuple(exprs)), table)
+        node = Project(scope.node, tuple(exprs))
+        if node.mode.updating and not table.connector.accepts_updates(table.context):
+            raise PlanError(
+                f"INSERT INTO {table.name}: the query produces updates, from "
+                f"{updates_origin(node)}, but connector "
+                f"'{table.connector.name}' can only append rows",
+                span=stmt.query.span or stmt.span,
+                hint="write to a table that accepts updates (a 'duckdb' table with a PRIMARY "
+                "KEY, or 'print'), aggregate per window (TUMBLE, HOP, CUMULATE) so that "
+                "each result is final, or keep the result in a CREATE MATERIALIZED VIEW",
+            )
+        return Sink(node, table)
 
     # -- queries ---------------------------------------------------------------------------
 

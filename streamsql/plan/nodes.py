@@ -17,12 +17,12 @@ from sqlglot import exp
 
 from streamsql.expr import compile_expr, compile_predicate
 from streamsql.parser.dialect import to_sql
+from streamsql.plan.changelog import APPEND, RETRACT, Changelog
 from streamsql.types import TIME_TYPE, sql_type_name
 
 if TYPE_CHECKING:
     from streamsql.catalog import CatalogTable
 
-APPEND = "append"
 WINDOW_COLUMNS = ("window_start", "window_end", "window_time")
 
 
@@ -51,8 +51,9 @@ class PlanNode:
         return None
 
     @property
-    def mode(self) -> str:
-        return APPEND
+    def mode(self) -> Changelog:
+        """The changes this node's output carries; by default its first input's."""
+        return self.inputs[0].mode if self.inputs else APPEND
 
     @property
     def bounded(self) -> bool:
@@ -67,7 +68,7 @@ class PlanNode:
         return []
 
     def describe(self, *, physical: bool = False) -> str:
-        items = self.details()
+        items = self.details() + self.mode.details()
         if physical and self.parallelism:
             items.append(f"parallelism=[{self.parallelism}]")
         return f"{self.name}({', '.join(items)})"
@@ -179,6 +180,11 @@ class Project(PlanNode):
             if isinstance(e, exp.Column) and e.name == src:
                 return name
         return None
+
+    @property
+    def mode(self) -> Changelog:
+        passed = {e.name: name for name, e in self.exprs if isinstance(e, exp.Column)}
+        return self.input.mode.renamed(passed)
 
     def is_identity(self) -> bool:
         names = self.input.schema.names
@@ -292,7 +298,7 @@ class WindowAggregate(PlanNode):
     window: WindowSpec
     keys: tuple[str, ...]
     aggs: tuple[AggCall, ...]
-    partition_keys: tuple[str, ...] | None = None  # decided by choose_grouping_keys
+    shuffle_keys: tuple[str, ...] | None = None  # decided by choose_grouping_keys
     assigns: bool = False  # set by fuse_window_assignment
 
     def __post_init__(self) -> None:
@@ -306,6 +312,10 @@ class WindowAggregate(PlanNode):
         """
         distinct = tuple(f"distinct{i}" for i, a in enumerate(self.aggs) if a.distinct)
         return ("partials", *distinct)
+
+    @property
+    def mode(self) -> Changelog:
+        return APPEND
 
     @property
     def window_inputs(self) -> tuple[str, ...]:
@@ -331,6 +341,189 @@ class WindowAggregate(PlanNode):
         items.append(f"select=[{', '.join(a.describe() for a in self.aggs)}]")
         items.append("emit=[on window close]")
         return items
+
+
+@dataclass(frozen=True, eq=False)
+@_one_input
+class Aggregate(PlanNode):
+    """Unbounded GROUP BY: each change of the input updates its group's row, which is
+    emitted as -U (old row) / +U (new row), +I for a new group and -D for a group that
+    becomes empty. The input may itself be updating: retractions are subtracted.
+    """
+
+    stateful: ClassVar[bool] = True
+
+    input: PlanNode
+    keys: tuple[str, ...]
+    aggs: tuple[AggCall, ...]
+    shuffle_keys: tuple[str, ...] | None = None  # decided by choose_grouping_keys
+
+    def __post_init__(self) -> None:
+        names = set(self.input.schema.names)
+        for needed in self.keys:
+            assert needed in names, f"Aggregate input lacks {needed}"
+
+    @property
+    def schema(self) -> pa.Schema:
+        inp = self.input.schema
+        fields = [inp.field(k) for k in self.keys]
+        fields += [pa.field(a.name, a.type) for a in self.aggs]
+        return pa.schema(fields)
+
+    @property
+    def mode(self) -> Changelog:
+        return Changelog("upsert", self.keys)
+
+    @property
+    def retracting(self) -> bool:
+        """Whether the input can retract rows (then MIN/MAX keep every value)."""
+        return self.input.mode.updating
+
+    def state_tables(self) -> tuple[str, ...]:
+        values = tuple(f"values{i}" for i, a in enumerate(self.aggs) if _keeps_values(a, self))
+        return ("accumulators", *values)
+
+    def details(self) -> list[str]:
+        items = [f"groupBy=[{_cols(self.keys)}]"] if self.keys else []
+        items.append(f"select=[{', '.join(a.describe() for a in self.aggs)}]")
+        if self.retracting:
+            items.append("retractions=[consumed]")
+        return items
+
+
+def _keeps_values(a: AggCall, node: Aggregate) -> bool:
+    """DISTINCT aggregates, and MIN/MAX over an input that retracts, need every value."""
+    return a.distinct or (a.func in ("MIN", "MAX") and node.retracting)
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """One ``ORDER BY`` item of a ranking: a column, its direction and where NULLs go."""
+
+    column: str
+    ascending: bool = True
+    nulls_first: bool | None = None  # None: NULLs count as smallest (first when ascending)
+
+    def describe(self) -> str:
+        return f"{self.column} {'ASC' if self.ascending else 'DESC'}"
+
+
+@dataclass(frozen=True, eq=False)
+@_one_input
+class Rank(PlanNode):
+    """``ROW_NUMBER() OVER (PARTITION BY … ORDER BY …)`` before a filter bounds it; the
+    binder turns it into a TopN when the query filters on the rank, and refuses it otherwise.
+    """
+
+    input: PlanNode
+    partition_keys: tuple[str, ...]
+    order: tuple[SortKey, ...]
+    rank_name: str
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self.input.schema.append(pa.field(self.rank_name, pa.int64()))
+
+    @property
+    def time_attr(self) -> str | None:
+        return self.input.time_attr
+
+    def details(self) -> list[str]:
+        return [
+            f"partitionBy=[{_cols(self.partition_keys)}]",
+            f"orderBy=[{', '.join(k.describe() for k in self.order)}]",
+            f"rank=[{self.rank_name}]",
+        ]
+
+
+@dataclass(frozen=True, eq=False)
+@_one_input
+class TopN(PlanNode):
+    """The first ``limit`` rows of each partition by ``order`` (Top-N; dedup when
+    ``limit`` is 1). Only ranks that change are emitted. ``rank_name`` None means the rank
+    is not in the output (then a row entering or leaving the top is all that is emitted).
+    """
+
+    stateful: ClassVar[bool] = True
+
+    input: PlanNode
+    partition_keys: tuple[str, ...]
+    order: tuple[SortKey, ...]
+    limit: int
+    rank_name: str | None
+    shuffle_keys: tuple[str, ...] | None = None  # decided by choose_grouping_keys
+
+    def __post_init__(self) -> None:
+        assert self.limit >= 1
+
+    @property
+    def schema(self) -> pa.Schema:
+        base = self.input.schema
+        return base.append(pa.field(self.rank_name, pa.int64())) if self.rank_name else base
+
+    @property
+    def mode(self) -> Changelog:
+        if self.rank_name:
+            return Changelog("upsert", (*self.partition_keys, self.rank_name))
+        if self.limit == 1:
+            return Changelog("upsert", self.partition_keys)
+        return RETRACT
+
+    def state_tables(self) -> tuple[str, ...]:
+        return ("rows",)
+
+    def details(self) -> list[str]:
+        items = [
+            f"partitionBy=[{_cols(self.partition_keys)}]",
+            f"orderBy=[{', '.join(k.describe() for k in self.order)}]",
+            f"limit=[{self.limit}]",
+        ]
+        items.append(f"rank=[{self.rank_name}]" if self.rank_name else "rank=[not emitted]")
+        return items
+
+
+@dataclass(frozen=True, eq=False)
+@_one_input
+class WindowTopN(PlanNode):
+    """Top-N per window (partitioned by window_start, window_end and keys) over an
+    append-only input: each window's ranking is emitted once, when the watermark passes
+    the window's end.
+    """
+
+    stateful: ClassVar[bool] = True
+
+    input: PlanNode
+    partition_keys: tuple[str, ...]  # include window_start and window_end
+    order: tuple[SortKey, ...]
+    limit: int
+    rank_name: str | None
+    window_end: str = "window_end"
+    shuffle_keys: tuple[str, ...] | None = None  # decided by choose_grouping_keys
+
+    @property
+    def schema(self) -> pa.Schema:
+        base = self.input.schema
+        return base.append(pa.field(self.rank_name, pa.int64())) if self.rank_name else base
+
+    @property
+    def time_attr(self) -> str | None:
+        return self.input.time_attr
+
+    @property
+    def mode(self) -> Changelog:
+        return APPEND
+
+    def state_tables(self) -> tuple[str, ...]:
+        return ("rows",)
+
+    def details(self) -> list[str]:
+        return [
+            f"partitionBy=[{_cols(self.partition_keys)}]",
+            f"orderBy=[{', '.join(k.describe() for k in self.order)}]",
+            f"limit=[{self.limit}]",
+            f"rank=[{self.rank_name or 'not emitted'}]",
+            "emit=[on window close]",
+        ]
 
 
 @dataclass(frozen=True)
@@ -381,6 +574,14 @@ class Collect(_RowsAsIs, PlanNode):
 
     def details(self) -> list[str]:
         return [f"fields=[{_cols(self.schema.names)}]"]
+
+
+def updates_origin(node: PlanNode) -> str:
+    """A description of the node that turns an append-only stream into an updating one."""
+    for candidate in walk(node):
+        if candidate.mode.updating and not any(i.mode.updating for i in candidate.inputs):
+            return candidate.describe()
+    return node.describe()
 
 
 def schema_text(schema: pa.Schema) -> str:

@@ -10,7 +10,7 @@ from streamsql.errors import BindError, PlanError
 from streamsql.expr import interval_ms
 from streamsql.parser.dialect import TableArgument
 from streamsql.parser.spans import span_of
-from streamsql.plan.nodes import WINDOW_COLUMNS, WindowSpec, WindowTVF
+from streamsql.plan.nodes import WINDOW_COLUMNS, WindowSpec, WindowTVF, updates_origin
 from streamsql.plan.scope import Scope, ScopeColumn
 
 if TYPE_CHECKING:
@@ -52,6 +52,13 @@ def bind_window_tvf(
         raise BindError(f"{kind} does not take PARTITION BY", span=span_of(data))
     table_name = data.this.name
     inner = binder.relation(table_name, data.this, ctes)
+    if inner.node.mode.updating:
+        raise PlanError(
+            f"{kind} needs an append-only input, but '{table_name}' is an updating stream "
+            f"(it comes from {updates_origin(inner.node)})",
+            span=span_of(data),
+            hint="window the append-only source, then aggregate the windows",
+        )
     time_col = _descriptor(kind, args.get("TIMECOL"), inner, call)
     size = _interval(kind, args, "SIZE", call)
     slide = _interval(kind, args, "SLIDE", call) if kind == "HOP" else 0

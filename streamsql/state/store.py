@@ -22,9 +22,22 @@ class StateStore:
     def table_name(self, name: str) -> str:
         return f"{self.prefix}{name}"
 
-    def create(self, name: str, schema: pa.Schema) -> str:
+    def create(
+        self, name: str, schema: pa.Schema, primary_key: tuple[str, ...] | list[str] = ()
+    ) -> str:
+        """Create (or replace) a state table holding ``schema``'s columns; with a primary
+        key, rows can be upserted (``INSERT OR REPLACE``, ``ON CONFLICT``).
+        """
         full = self.table_name(name)
         duck.create_table(self.con, full, schema)
+        if primary_key:
+            columns = duck.run(self.con, f"DESCRIBE {quote(full)}")
+            defs = ", ".join(f"{quote(c[0])} {c[1]}" for c in columns)
+            keys = ", ".join(quote(k) for k in primary_key)
+            duck.run(
+                self.con,
+                f"CREATE OR REPLACE TABLE {quote(full)} ({defs}, PRIMARY KEY ({keys}))",
+            )
         if full not in self.tables:
             self.tables.append(full)
         return full
@@ -37,6 +50,11 @@ class StateStore:
 
     def execute(self, sql: str) -> list[tuple]:
         return duck.run(self.con, sql)
+
+    def execute_with(self, sql: str, **inputs: pa.Table | pa.RecordBatch) -> list[tuple]:
+        """Run a statement that reads Arrow inputs bound to the given names."""
+        with duck.registered(self.con, **inputs):
+            return duck.run(self.con, sql)
 
     def row_count(self, table: str) -> int:
         return int(duck.run(self.con, f"SELECT count(*) FROM {duck.quote(table)}")[0][0])

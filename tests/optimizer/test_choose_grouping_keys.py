@@ -13,15 +13,15 @@ def test_window_aggregate_partitions_by_its_keys_not_the_window(planner):
         f"SELECT window_start, auction, channel, COUNT(*) AS n FROM {TUMBLE} "
         "GROUP BY window_start, window_end, auction, channel"
     )
-    assert _agg(roots).partition_keys is None
-    assert _agg(choose_grouping_keys(roots, planner.ctx())).partition_keys == (
+    assert _agg(roots).shuffle_keys is None
+    assert _agg(choose_grouping_keys(roots, planner.ctx())).shuffle_keys == (
         "auction",
         "channel",
     )
 
 
-def test_global_window_has_no_partition_keys(planner):
+def test_global_window_has_no_shuffle_keys(planner):
     roots = planner.bind(
         f"SELECT window_start, COUNT(*) AS n FROM {TUMBLE} GROUP BY window_start, window_end"
     )
-    assert _agg(choose_grouping_keys(roots, planner.ctx())).partition_keys == ()
+    assert _agg(choose_grouping_keys(roots, planner.ctx())).shuffle_keys == ()

@@ -13,6 +13,7 @@ DDL = """CREATE TABLE bids (
     WATERMARK FOR ts AS ts - INTERVAL '2' SECOND
 ) WITH ('connector' = 'datagen', 'number-of-rows' = '10');
 CREATE TABLE out (a BIGINT, b BIGINT) WITH ('connector' = 'blackhole');
+CREATE VIEW per_auction AS SELECT auction, MAX(ts) AS ts FROM bids GROUP BY auction;
 """
 TUMBLE = "TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND))"
 
@@ -30,12 +31,12 @@ CASES = [
     ("SELECT auction\nFROM bidz", BindError, "unknown table or view 'bidz'", 2, 6, "'bids'"),
     ("SELECT b.price FROM bids AS a", BindError, "unknown table 'b'", 1, 8, "names: a"),
     (
-        "SELECT auction, COUNT(*) FROM bids GROUP BY auction",
+        "SELECT * FROM TABLE(TUMBLE(TABLE per_auction, DESCRIPTOR(ts), INTERVAL '1' MINUTE))",
         PlanError,
-        "no window",
+        "TUMBLE needs an append-only input",
         1,
-        None,
-        "TUMBLE",
+        34,
+        "window the append-only source",
     ),
     (
         f"SELECT window_start, bidder, COUNT(*) FROM {TUMBLE} GROUP BY window_start, window_end",
@@ -164,3 +165,17 @@ def test_every_error_is_a_streamsql_error(session):
     for sql, *_ in CASES:
         with pytest.raises(StreamSQLError):
             session.query(sql)
+
+
+def test_updates_into_an_append_only_sink_are_refused(session, tmp_path):
+    session.execute(
+        f"CREATE TABLE files (a BIGINT, n BIGINT) WITH ('connector' = 'filesystem', "
+        f"'path' = '{tmp_path}', 'format' = 'csv')"
+    )
+    with pytest.raises(PlanError) as info:
+        session.execute("INSERT INTO files SELECT auction, COUNT(*) FROM bids GROUP BY auction")
+    err = info.value
+    assert "produces updates, from Aggregate(groupBy=[auction]" in err.message
+    assert "'filesystem' can only append rows" in err.message
+    assert "PRIMARY KEY" in err.hint and "MATERIALIZED VIEW" in err.hint and "TUMBLE" in err.hint
+    assert list(tmp_path.iterdir()) == []  # refused before anything ran

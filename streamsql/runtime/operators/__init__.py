@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from streamsql.plan.nodes import (
+    Aggregate,
     Collect,
     Filter,
     PlanNode,
@@ -12,6 +13,7 @@ from streamsql.plan.nodes import (
     WindowAggregate,
     WindowTVF,
 )
+from streamsql.runtime.operators.aggregate import AggregateOperator
 from streamsql.runtime.operators.base import Operator, OperatorContext
 from streamsql.runtime.operators.calc import FilterOperator, ProjectOperator
 from streamsql.runtime.operators.chain import Chain
@@ -34,6 +36,8 @@ def create_operator(node: PlanNode, results: ResultBuffer | None = None) -> Oper
             return WindowAssignOperator(node)
         case WindowAggregate():
             return WindowAggOperator(node)
+        case Aggregate():
+            return AggregateOperator(node)
         case Sink():
             return SinkOperator(node)
         case Collect():

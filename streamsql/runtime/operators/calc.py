@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import pyarrow as pa
 
 from streamsql.expr import compile_expr, compile_predicate
+from streamsql.plan.changelog import OP
 from streamsql.plan.nodes import Filter, Project
 from streamsql.runtime.operators.base import Operator
 
@@ -42,4 +43,7 @@ class ProjectOperator(Operator):
             if isinstance(values, pa.ChunkedArray):
                 values = values.combine_chunks()
             arrays.append(values)
-        return [pa.RecordBatch.from_arrays(arrays, schema=self.schema)]
+        out = pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+        if OP in batch.schema.names:  # a changelog keeps its row kinds
+            out = out.append_column(OP, batch.column(OP))
+        return [out]

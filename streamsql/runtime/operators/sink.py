@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from streamsql.connectors.base import SinkContext
 from streamsql.errors import ExecError
+from streamsql.plan.changelog import OP
 from streamsql.plan.nodes import Collect, Sink
 from streamsql.runtime.operators.base import Operator, OperatorContext
 
@@ -33,8 +34,13 @@ class SinkOperator(Operator):
         self.sink.open()
 
     def process_batch(self, batch: pa.RecordBatch, input_index: int) -> Iterable[pa.RecordBatch]:
+        ops = batch.column(OP) if OP in batch.schema.names else None
+        if ops is not None:
+            batch = batch.drop_columns([OP])
         if batch.schema != self.schema:
             batch = _cast(batch, self.schema, self.table.name)
+        if ops is not None:
+            batch = batch.append_column(OP, ops)
         self.sink.write(batch)
         self.ctx.metrics.add("rows_written", batch.num_rows)
         return ()

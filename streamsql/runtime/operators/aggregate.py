@@ -1,0 +1,410 @@
+"""Unbounded aggregation: every change of the input updates its group and is emitted as a
+changelog (+I for a new group, -U/+U for a changed one, -D for a group that empties).
+
+Per batch: the batch's rows are reduced to one delta per group with pyarrow (a retraction
+counts negatively); the groups' accumulators are read from the DuckDB state table, combined
+with the deltas, written back with ``INSERT OR REPLACE``, and the groups whose result changed
+are emitted. MIN/MAX over a retracting input and DISTINCT aggregates keep a multiset of values
+per group (value, multiplicity) in a state table of their own, so that retracting the current
+extreme or the last copy of a value is exact.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from streamsql.plan.changelog import DELETE, INSERT, OP, OP_TYPE, UPDATE_AFTER, UPDATE_BEFORE, signs
+from streamsql.plan.nodes import AggCall, Aggregate
+from streamsql.runtime.operators.base import Operator, OperatorContext
+from streamsql.runtime.operators.group_keys import GroupKeys
+from streamsql.state.store import quote
+
+_ONLY_VALID = pc.CountOptions(mode="only_valid")
+#: How often (seconds) expired keys are looked for when a state TTL is set.
+TTL_SWEEP_S = 1.0
+
+
+class AggregateOperator(Operator):
+    def __init__(self, node: Aggregate) -> None:
+        self.node = node
+        self.keys = GroupKeys(node.keys, node.input.schema)
+        self.aggs = node.aggs
+        self.multiset = {i for i, a in enumerate(node.aggs) if _multiset(a, node.retracting)}
+        self.schema = node.schema
+        self.retracting = node.retracting
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def open(self, ctx: OperatorContext) -> None:
+        super().open(ctx)
+        prefix = f"{ctx.state_prefix}_agg"
+        pk = self.keys.state_columns
+        acc = self.keys.state_schema()
+        acc = acc.append(pa.field("__n", pa.int64()))
+        for i, a in enumerate(self.aggs):
+            for name, t in _acc_fields(i, a, self.node.input.schema):
+                acc = acc.append(pa.field(name, t))
+        acc = acc.append(pa.field("__t", pa.int64()))
+        self.acc_schema = acc
+        self.acc = ctx.state.create(f"{prefix}_accumulators_i{ctx.instance}", acc, pk)
+        self.values: dict[int, str] = {}
+        for i in sorted(self.multiset):
+            vtype = _value_type(self.aggs[i], self.node.input.schema)
+            vals = self.keys.state_schema().append(pa.field("v", vtype))
+            vals = vals.append(pa.field("cnt", pa.int64()))
+            self.values[i] = ctx.state.create(
+                f"{prefix}_values{i}_i{ctx.instance}", vals, (*pk, "v")
+            )
+        ttl = ctx.settings["table.exec.state.ttl"] if ctx.settings is not None else 0
+        self.ttl_ms = int(ttl or 0)
+        self.next_sweep = 0.0
+
+    def process_batch(self, batch: pa.RecordBatch, input_index: int) -> Iterable[pa.RecordBatch]:
+        if self.ttl_ms:
+            self._expire()
+        delta = self._delta(batch)
+        if delta.num_rows == 0:
+            return ()
+        old = self._load(delta)
+        stats = {i: self._update_values(i, batch) for i in self.multiset}
+        new = self._combine(old, delta, stats)
+        self._store(new)
+        return self._emit(old, new)
+
+    def describe_state(self) -> dict[str, int]:
+        return {"aggregate_groups": self.ctx.state.row_count(self.acc)}
+
+    # -- per batch ---------------------------------------------------------------------------
+
+    def _signs(self, batch: pa.RecordBatch) -> pa.Array | None:
+        """+1/-1 per row for an updating input; None when every row is an insert."""
+        if OP not in batch.schema.names:
+            return None
+        return signs(batch.column(OP))
+
+    def _delta(self, batch: pa.RecordBatch) -> pa.Table:
+        """One row per group touched by the batch: key columns and signed deltas."""
+        sign = self._signs(batch)
+        cols = self.keys.state_arrays(batch)
+        ones = pa.array(np.ones(batch.num_rows, dtype=np.int64))
+        cols["__n"] = ones if sign is None else sign
+        specs: list[tuple] = [("__n", "sum")]
+        for i, a in enumerate(self.aggs):
+            if i in self.multiset:
+                continue
+            for name, fn, values in _delta_inputs(i, a, batch, sign):
+                cols[name] = values
+                specs.append((name, fn))
+        table = pa.table(cols)
+        grouped = table.group_by(self.keys.state_columns, use_threads=False).aggregate(specs)
+        renamed = {f"{s[0]}_{s[1]}": s[0] for s in specs}
+        return grouped.rename_columns([renamed.get(c, c) for c in grouped.column_names])
+
+    def _load(self, delta: pa.Table) -> pa.Table:
+        """The stored accumulators of the delta's groups, row-aligned with ``delta``
+        (all NULL for a group seen for the first time).
+        """
+        pk = self.keys.state_columns
+        probe = pa.table({**{k: delta.column(k) for k in pk}, "__pos": np.arange(delta.num_rows)})
+        on = " AND ".join(f"a.{quote(k)} = d.{quote(k)}" for k in pk)
+        rest = [c for c in self.acc_schema.names if c not in pk]
+        select = ", ".join(f"a.{quote(c)}" for c in rest)
+        found = self.ctx.state.query(
+            f"SELECT d.__pos, {select} FROM __delta d JOIN {quote(self.acc)} a ON {on}",
+            __delta=probe,
+        )
+        aligned = {k: delta.column(k) for k in pk}
+        positions = found.column("__pos").to_numpy(zero_copy_only=False)
+        index = np.full(delta.num_rows, -1, dtype=np.int64)
+        index[positions] = np.arange(len(positions))
+        take = pa.array(index, mask=index < 0)
+        for c in rest:
+            field = self.acc_schema.field(c)
+            aligned[c] = found.column(c).combine_chunks().cast(field.type).take(take)
+        return pa.table(aligned)
+
+    def _update_values(self, i: int, batch: pa.RecordBatch) -> pa.Table:
+        """Apply the batch to aggregate ``i``'s value multiset and return, per touched
+        group, the statistics the aggregate needs (count, sum, min, max of live values).
+        """
+        a = self.aggs[i]
+        sign = self._signs(batch)
+        values = batch.column(a.arg)
+        if a.func in ("SUM", "AVG"):
+            values = _wide(values)
+        keep = pc.is_valid(values)
+        if a.filter:
+            keep = pc.and_(keep, pc.fill_null(batch.column(a.filter), False))
+        cols = self.keys.state_arrays(batch)
+        cols["v"] = values
+        cols["cnt"] = pa.array(np.ones(batch.num_rows, np.int64)) if sign is None else sign
+        rows = pa.table(cols).filter(keep)
+        pk = self.keys.state_columns
+        table = quote(self.values[i])
+        if rows.num_rows:
+            delta = rows.group_by([*pk, "v"], use_threads=False).aggregate([("cnt", "sum")])
+            delta = delta.rename_columns([c.removesuffix("_sum") for c in delta.column_names])
+            cols_sql = ", ".join(quote(c) for c in delta.column_names)
+            self.ctx.state.execute_with(
+                f"INSERT INTO {table} ({cols_sql}) SELECT {cols_sql} FROM __vd "
+                f"ON CONFLICT DO UPDATE SET cnt = cnt + excluded.cnt",
+                __vd=delta,
+            )
+            if self.retracting:
+                self.ctx.state.execute(f"DELETE FROM {table} WHERE cnt <= 0")
+        touched = pa.table({k: cols[k] for k in pk}).group_by(pk, use_threads=False).aggregate([])
+        on = " AND ".join(f"t.{quote(k)} = v.{quote(k)}" for k in pk)
+        keys_sql = ", ".join(f"t.{quote(k)}" for k in pk)
+        wanted = {"COUNT": "count(v.v) AS c", "MIN": "min(v.v) AS lo", "MAX": "max(v.v) AS hi"}
+        measures = wanted.get(a.func, "count(v.v) AS c, sum(v.v) AS s")
+        return self.ctx.state.query(
+            f"SELECT {keys_sql}, {measures} FROM __touched t LEFT JOIN {table} v ON {on} "
+            f"GROUP BY {keys_sql}",
+            __touched=touched,
+        )
+
+    def _combine(self, old: pa.Table, delta: pa.Table, stats: dict[int, pa.Table]) -> pa.Table:
+        """New accumulators: old + delta (NULL old counts as empty)."""
+        pk = self.keys.state_columns
+        out = {k: delta.column(k) for k in pk}
+        out["__n"] = _plus(old.column("__n"), delta.column("__n"))
+        aligned_stats = {i: self._align(delta, s) for i, s in stats.items()}
+        for i, a in enumerate(self.aggs):
+            name = f"a{i}"
+            if i in self.multiset:
+                s = aligned_stats[i]
+                out.update(_from_values(i, a, s))
+                continue
+            match a.func:
+                case "COUNT":
+                    out[name] = _plus(old.column(name), delta.column(name))
+                case "SUM" | "AVG":
+                    n = _plus(old.column(f"{name}_n"), delta.column(f"{name}_n"))
+                    total = _plus(old.column(name), delta.column(name))
+                    out[name] = pc.if_else(pc.equal(n, 0), pa.nulls(len(n), total.type), total)
+                    out[f"{name}_n"] = n
+                case "MIN":
+                    out[name] = pc.min_element_wise(
+                        old.column(name), delta.column(name), skip_nulls=True
+                    )
+                case "MAX":
+                    out[name] = pc.max_element_wise(
+                        old.column(name), delta.column(name), skip_nulls=True
+                    )
+        out["__t"] = pa.array(np.full(delta.num_rows, _now_ms(), dtype=np.int64))
+        arrays = [
+            _as_array(out[f.name]).cast(f.type)
+            if _as_array(out[f.name]).type != f.type
+            else _as_array(out[f.name])
+            for f in self.acc_schema
+        ]
+        return pa.Table.from_arrays(arrays, schema=self.acc_schema)
+
+    def _align(self, delta: pa.Table, stats: pa.Table) -> pa.Table:
+        """``stats`` rows in the order of ``delta``'s groups (both hold every group once)."""
+        pk = self.keys.state_columns
+        left = pa.table({**{k: delta.column(k) for k in pk}, "__pos": np.arange(delta.num_rows)})
+        joined = left.join(stats, keys=pk, join_type="left outer").sort_by("__pos")
+        return joined
+
+    def _store(self, new: pa.Table) -> None:
+        live = pc.greater(new.column("__n"), 0)
+        gone = new.filter(pc.invert(live))
+        self.ctx.state.execute_with(
+            f"INSERT OR REPLACE INTO {quote(self.acc)} SELECT * FROM __new", __new=new.filter(live)
+        )
+        if gone.num_rows:
+            pk = self.keys.state_columns
+            on = " AND ".join(f"{quote(self.acc)}.{quote(k)} = g.{quote(k)}" for k in pk)
+            keys = pa.table({k: gone.column(k) for k in pk})
+            self.ctx.state.execute_with(
+                f"DELETE FROM {quote(self.acc)} USING __gone g WHERE {on}", __gone=keys
+            )
+            for table in self.values.values():
+                von = " AND ".join(f"{quote(table)}.{quote(k)} = g.{quote(k)}" for k in pk)
+                self.ctx.state.execute_with(
+                    f"DELETE FROM {quote(table)} USING __gone g WHERE {von}", __gone=keys
+                )
+
+    def _emit(self, old: pa.Table, new: pa.Table) -> list[pa.RecordBatch]:
+        """-U/+U for changed groups, +I for new ones, -D for emptied ones; a group whose
+        result did not change emits nothing.
+        """
+        had = pc.fill_null(pc.greater(old.column("__n"), 0), False)
+        has = pc.greater(new.column("__n"), 0)
+        before = self._results(old)
+        after = self._results(new)
+        same = _rows_equal(before, after)
+        changed = pc.or_(pc.not_equal(had, has), pc.invert(same))
+        emit_before = pc.and_(had, changed).to_numpy(zero_copy_only=False)
+        emit_after = pc.and_(has, changed).to_numpy(zero_copy_only=False)
+        if not emit_before.any() and not emit_after.any():
+            return []
+        had_np = had.to_numpy(zero_copy_only=False)
+        has_np = has.to_numpy(zero_copy_only=False)
+        before_op = np.where(has_np, UPDATE_BEFORE, DELETE).astype(np.int8)
+        after_op = np.where(had_np, UPDATE_AFTER, INSERT).astype(np.int8)
+        pos = np.arange(old.num_rows)
+        rows_b, rows_a = pos[emit_before], pos[emit_after]
+        # Each group's -U comes right before its +U.
+        order = np.argsort(np.concatenate([rows_b * 2, rows_a * 2 + 1]), kind="stable")
+        both = pa.concat_tables([before.take(pa.array(rows_b)), after.take(pa.array(rows_a))])
+        ops = np.concatenate([before_op[rows_b], after_op[rows_a]])
+        out = both.take(pa.array(order)).append_column(OP, pa.array(ops[order], OP_TYPE))
+        return out.to_batches()
+
+    def _results(self, acc: pa.Table) -> pa.Table:
+        """The output rows (group keys and aggregate values) an accumulator table stands for."""
+        arrays = self.keys.restore(acc)
+        for i, a in enumerate(self.aggs):
+            arrays.append(_result(i, a, acc))
+        fields = list(self.schema)
+        out = [
+            _as_array(v).cast(f.type) if _as_array(v).type != f.type else _as_array(v)
+            for v, f in zip(arrays, fields, strict=True)
+        ]
+        return pa.Table.from_arrays(out, schema=self.schema)
+
+    def _expire(self) -> None:
+        """Drop the groups not updated for 'table.exec.state.ttl' (processing time)."""
+        now = time.monotonic()
+        if now < self.next_sweep:
+            return
+        self.next_sweep = now + TTL_SWEEP_S
+        cutoff = _now_ms() - self.ttl_ms
+        acc = quote(self.acc)
+        expired = self.ctx.state.execute(f"DELETE FROM {acc} WHERE __t < {cutoff} RETURNING 1")
+        if expired:
+            self.ctx.metrics.add("state_expired_keys", len(expired))
+            pk = self.keys.state_columns
+            for table in self.values.values():
+                on = " AND ".join(f"a.{quote(k)} = {quote(table)}.{quote(k)}" for k in pk)
+                self.ctx.state.execute(
+                    f"DELETE FROM {quote(table)} WHERE NOT EXISTS "
+                    f"(SELECT 1 FROM {acc} a WHERE {on})"
+                )
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _multiset(a: AggCall, retracting: bool) -> bool:
+    return a.distinct or (a.func in ("MIN", "MAX") and retracting)
+
+
+def _wide(values: pa.Array) -> pa.Array:
+    """Sums run in BIGINT, DOUBLE or DECIMAL(38, s)."""
+    t = values.type
+    if pa.types.is_integer(t):
+        return values.cast(pa.int64())
+    if pa.types.is_decimal(t):
+        return values.cast(pa.decimal128(38, t.scale))
+    return values.cast(pa.float64())
+
+
+def _value_type(a: AggCall, schema: pa.Schema) -> pa.DataType:
+    t = schema.field(a.arg).type
+    if a.func in ("SUM", "AVG"):
+        return _wide(pa.array([], t)).type
+    return t
+
+
+def _acc_fields(i: int, a: AggCall, schema: pa.Schema) -> list[tuple[str, pa.DataType]]:
+    name = f"a{i}"
+    arg = schema.field(a.arg).type if a.arg else None
+    if a.func == "COUNT":
+        return [(name, pa.int64())]
+    if a.func in ("SUM", "AVG"):
+        assert arg is not None
+        return [(name, _value_type(a, schema)), (f"{name}_n", pa.int64())]
+    assert arg is not None
+    return [(name, arg)]
+
+
+def _delta_inputs(i: int, a: AggCall, batch: pa.RecordBatch, sign: pa.Array | None):
+    """(state column, pyarrow aggregate, values) whose per-group result is the delta."""
+    name = f"a{i}"
+    mask = pc.fill_null(batch.column(a.filter), False) if a.filter else None
+    unit = pa.array(np.ones(batch.num_rows, np.int64)) if sign is None else sign
+
+    def masked(values: pa.Array) -> pa.Array:
+        if mask is None:
+            return values
+        return pc.if_else(mask, values, pa.nulls(len(values), values.type))
+
+    if a.func == "COUNT":
+        counted = (
+            unit
+            if a.arg is None
+            else pc.if_else(pc.is_valid(batch.column(a.arg)), unit, pa.scalar(0, pa.int64()))
+        )
+        return [(name, "sum", pc.fill_null(masked(counted), 0))]
+    values = masked(batch.column(a.arg))
+    if a.func in ("SUM", "AVG"):
+        wide = _wide(values)
+        signed = wide if sign is None else pc.if_else(pc.less(sign, 0), pc.negate(wide), wide)
+        counted = pc.if_else(pc.is_valid(values), unit, pa.scalar(0, pa.int64()))
+        return [(name, "sum", signed), (f"{name}_n", "sum", counted)]
+    return [(name, a.func.lower(), values)]
+
+
+def _from_values(i: int, a: AggCall, stats: pa.Table) -> dict[str, pa.Array]:
+    """Accumulator columns of a multiset aggregate from its live-value statistics."""
+    name = f"a{i}"
+    count = pc.fill_null(stats.column("c"), 0).cast(pa.int64())
+    match a.func:
+        case "COUNT":
+            return {name: count}
+        case "SUM" | "AVG":
+            return {name: stats.column("s"), f"{name}_n": count}
+        case "MIN":
+            return {name: stats.column("lo")}
+        case _:
+            return {name: stats.column("hi")}
+
+
+def _result(i: int, a: AggCall, acc: pa.Table) -> pa.Array:
+    name = f"a{i}"
+    if a.func == "COUNT":
+        return pc.fill_null(acc.column(name), 0)
+    if a.func == "AVG":
+        return _average(_as_array(acc.column(name)), _as_array(acc.column(f"{name}_n")), a.type)
+    return acc.column(name)
+
+
+def _average(total: pa.Array, count: pa.Array, out: pa.DataType) -> pa.Array:
+    from streamsql.runtime.operators.window_agg import _average as average
+
+    return average(total, count, out)
+
+
+def _plus(old: pa.Array | pa.ChunkedArray, delta: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """old + delta where a missing old value counts as zero (and a missing delta too)."""
+    old, delta = _as_array(old), _as_array(delta)
+    if pa.types.is_null(old.type):
+        old = old.cast(delta.type)
+    zero = (
+        pa.scalar(0, old.type) if not pa.types.is_decimal(old.type) else pa.scalar(0).cast(old.type)
+    )
+    return pc.add(pc.fill_null(old, zero), pc.fill_null(delta.cast(old.type), zero))
+
+
+def _as_array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def _rows_equal(a: pa.Table, b: pa.Table) -> pa.Array:
+    """Row-wise equality of two aligned tables, NULL equal to NULL."""
+    result = None
+    for x, y in zip(a.columns, b.columns, strict=True):
+        x, y = _as_array(x), _as_array(y)
+        both_null = pc.and_(pc.is_null(x), pc.is_null(y))
+        eq = pc.or_(pc.fill_null(pc.equal(x, y), False), both_null)
+        result = eq if result is None else pc.and_(result, eq)
+    return result if result is not None else pa.array(np.ones(a.num_rows, dtype=bool))

@@ -47,7 +47,7 @@ def query_arrow(con: Connection, sql: str, **tables: pa.Table | pa.RecordBatch) 
     """Run a query over Arrow inputs (bound to the given names) and return an Arrow table.
 
     >>> con = connect()
-    >>> query_arrow(con, "SELECT sum(x) AS s FROM t", t=pa.table({"x": [1, 2]})).to_pylist()
+    >>> query_arrow(con, "SELECT max(x) AS s FROM t", t=pa.table({"x": [1, 2]})).to_pylist()
     [{'s': 3}]
     """
     with registered(con, **tables):
@@ -91,6 +91,47 @@ def insert_arrow(con: Connection, table_name: str, data: pa.Table | pa.RecordBat
     cols = ", ".join(quote(n) for n in data.schema.names)
     with registered(con, **{alias: data}):
         run(con, f"INSERT INTO {quote(table_name)} ({cols}) SELECT {cols} FROM {alias}")
+
+
+def describe(con: Connection, relation: str) -> list[tuple[str, str, bool]] | None:
+    """The columns of a table or view: (name, DuckDB type, in the primary key), or None.
+
+    ``relation`` is SQL text naming it (quoted as needed); None means it does not exist.
+
+    >>> con = connect()
+    >>> _ = run(con, "CREATE TABLE t (k INTEGER PRIMARY KEY, v VARCHAR)")
+    >>> describe(con, "t"), describe(con, "nope")
+    ([('k', 'INTEGER', True), ('v', 'VARCHAR', False)], None)
+    """
+    try:
+        rows = run(con, f"DESCRIBE {relation}")
+    except duckdb.CatalogException:
+        return None
+    return [(row[0], row[1], row[3] == "PRI") for row in rows]
+
+
+def arrow_types(con: Connection, schema: pa.Schema) -> list[str]:
+    """The DuckDB type that holds each column of an Arrow schema, as DuckDB spells it.
+
+    >>> arrow_types(connect(), pa.schema([("t", pa.timestamp("ms")), ("s", pa.string())]))
+    ['TIMESTAMP_MS', 'VARCHAR']
+    """
+    alias = f"__types_{next(_names)}"
+    with registered(con, **{alias: schema.empty_table()}):
+        return [row[1] for row in run(con, f"DESCRIBE SELECT * FROM {alias}")]
+
+
+@contextlib.contextmanager
+def transaction(con: Connection) -> Iterator[None]:
+    """Run a block as one transaction: committed at its end, rolled back if anything raises."""
+    run(con, "BEGIN TRANSACTION")
+    try:
+        yield
+        run(con, "COMMIT")
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            run(con, "ROLLBACK")
+        raise
 
 
 def quote(name: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streamsql.connectors import blackhole, datagen, filesystem, printer  # noqa: F401
+from streamsql.connectors import blackhole, datagen, duckdb_table, filesystem, printer  # noqa: F401
 from streamsql.connectors.base import REGISTRY, Connector
 
 

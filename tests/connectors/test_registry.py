@@ -17,7 +17,7 @@ SCHEMA = pa.schema([("id", pa.int64()), ("m", pa.map_(pa.string(), pa.int32()))]
 
 
 def test_every_connector_is_registered() -> None:
-    assert sorted(REGISTRY.connectors) == ["blackhole", "datagen", "filesystem", "print"]
+    assert sorted(REGISTRY.connectors) == ["blackhole", "datagen", "duckdb", "filesystem", "print"]
     assert get_connector("DataGen").name == "datagen"
 
 

@@ -48,7 +48,7 @@ def query_arrow(con: Connection, sql: str, **tables: pa.Table | pa.RecordBatch) 
 
     >>> con = connect()
     >>> query_arrow(con, "SELECT max(x) AS s FROM t", t=pa.table({"x": [1, 2]})).to_pylist()
-    [{'s': 3}]
+    [{'s': 2}]
     """
     with registered(con, **tables):
         rel = con.sql(sql)

@@ -55,6 +55,7 @@ class CatalogTable:
     watermark: Watermark | None = None
     primary_key: tuple[str, ...] = ()
     option_spans: Mapping[str, Span] = field(default_factory=dict)
+    kind: str = "table"  # or "materialized view"
 
     @property
     def schema(self) -> pa.Schema:
@@ -168,6 +169,11 @@ class Catalog:
         self.tables[name] = table
         return table
 
+    def add_materialized_view(self, table: CatalogTable) -> None:
+        if self.resolve(table.name) == table.name:
+            raise BindError(f"table or view '{table.name}' already exists")
+        self.tables[table.name] = table
+
     def create_view(self, stmt: ast.CreateView, script: str = "") -> None:
         name = stmt.name.split(".")[-1]
         if self.resolve(name) == name:
@@ -177,8 +183,15 @@ class Catalog:
         self.views[name] = CatalogView(name, stmt.query, stmt.columns, script or stmt.text)
 
     def drop(self, stmt: ast.Drop) -> None:
-        pool = self.tables if stmt.kind == "TABLE" else self.views
+        pool: dict = self.tables if stmt.kind != "VIEW" else self.views
         name = self.resolve(stmt.name)
+        wanted = "materialized view" if stmt.kind == "MATERIALIZED VIEW" else "table"
+        if name in pool and stmt.kind != "VIEW" and pool[name].kind != wanted:
+            raise BindError(
+                f"'{name}' is a {pool[name].kind}, not a {wanted}",
+                span=stmt.span,
+                hint=f"DROP {pool[name].kind.upper()} {name}",
+            )
         if name is None or name not in pool:
             if stmt.if_exists:
                 return

@@ -11,7 +11,7 @@ back one identical row added before. What is left at the end is the query's resu
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from streamsql.errors import ExecError
 from streamsql.plan.changelog import OP, signs
 
-__all__ = ["final_table"]
+__all__ = ["final_table", "last_per_key"]
 
 
 def final_table(
@@ -71,3 +71,15 @@ def _as_table(
 def is_updating(table: pa.Table | pa.RecordBatch) -> bool:
     """Whether the rows carry changelog row kinds."""
     return OP in table.schema.names and bool(pc.any(pc.not_equal(table.column(OP), 0)).as_py())
+
+
+def last_per_key(data: pa.RecordBatch | pa.Table, key: Sequence[str]) -> pa.Array:
+    """Indices of the last row of each key, in batch order (NULL keys group together).
+
+    >>> last_per_key(pa.record_batch({"k": [1, 2, 1, 3, 2]}), ["k"]).to_pylist()
+    [2, 3, 4]
+    """
+    row = "\x00row"  # cannot clash with a column name
+    keyed = pa.table({**{k: data.column(k) for k in key}, row: np.arange(data.num_rows)})
+    last = keyed.group_by(list(key), use_threads=False).aggregate([(row, "max")])
+    return pa.array(np.sort(last.column(f"{row}_max").to_numpy()))

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 import pyarrow as pa
+from sqlglot import exp
 
 from streamsql import duck
-from streamsql.catalog import Catalog
+from streamsql.catalog import Catalog, CatalogTable, TableColumn
 from streamsql.changelog import final_table
 from streamsql.config import Settings
-from streamsql.errors import PlanError, StreamSQLError
+from streamsql.errors import BindError, PlanError, StreamSQLError
 from streamsql.optimizer import Optimized, OptimizerContext, optimize
 from streamsql.parser import ast, parse_script, parse_statement
 from streamsql.physical.explain import explain_physical
@@ -29,11 +31,13 @@ from streamsql.physical.planner import build_job_graph
 from streamsql.plan.binder import Binder
 from streamsql.plan.changelog import OP, OP_TYPE
 from streamsql.plan.explain import explain_logical
-from streamsql.plan.nodes import PlanNode
+from streamsql.plan.nodes import PlanNode, Project, Sink
+from streamsql.plan.ranking import check_bounded
 from streamsql.runtime.driver import Driver
 from streamsql.runtime.job import Job, JobResult
 from streamsql.runtime.operators import ResultBuffer
 from streamsql.state import StateStore
+from streamsql.state.materialized import MaterializedTable, MaterializedViewConnector
 from streamsql.types import sql_type_name
 
 
@@ -125,6 +129,7 @@ class Session:
         self.stdout = stdout
         self._jobs = itertools.count(1)
         self.last_result: JobResult | None = None
+        self._background: dict[str, tuple[Driver, threading.Thread, MaterializedTable]] = {}
 
     # -- scripts ---------------------------------------------------------------------------
 
@@ -168,11 +173,15 @@ class Session:
             case ast.CreateTable():
                 self.catalog.create_table(stmt)
                 return Output(stmt, message=f"table {stmt.name} created")
+            case ast.CreateView(materialized=True):
+                return Output(stmt, message=self._materialize(stmt))
             case ast.CreateView():
                 self.catalog.create_view(stmt, script)
                 return Output(stmt, message=f"view {stmt.name} created")
             case ast.Drop():
                 self.catalog.drop(stmt)
+                if stmt.kind == "MATERIALIZED VIEW":
+                    self._stop_view(stmt.name)
                 return Output(stmt, message=f"{stmt.kind.lower()} {stmt.name} dropped")
             case ast.Set(key=None):
                 return Output(stmt, table=self.settings_table())
@@ -292,7 +301,8 @@ class Session:
 
     def driver(self, planned: Planned, results: ResultBuffer | None = None) -> Driver:
         n = next(self._jobs)
-        state = StateStore(self.con, prefix=f"j{n}_")
+        # Every job has a connection of its own, so that jobs may run on other threads.
+        state = StateStore(duck.cursor(self.con), prefix=f"j{n}_")
         name = f"{self.settings['pipeline.name']}-{n}"
         job = Job(
             planned.graph, self.settings, state, name=name, stdout=self.stdout, results=results
@@ -349,7 +359,71 @@ class Session:
         items = sorted(self.settings.values.items())
         return pa.table({"key": [k for k, _ in items], "value": [str(v) for _, v in items]})
 
+    # -- materialized views -------------------------------------------------------------------
+
+    def _materialize(self, stmt: ast.CreateView) -> str:
+        """Create a materialized view: a state table kept up to date by a job. Over
+        bounded input the job runs to its end now; otherwise it runs in the background
+        until the view is dropped or the session closes.
+        """
+        name = stmt.name.split(".")[-1]
+        if self.catalog.resolve(name) == name:
+            if stmt.if_not_exists:
+                return f"materialized view {name} exists"
+            raise BindError(f"table or view '{name}' already exists", span=stmt.span)
+        scope = Binder(self.catalog).bind_query(stmt.query.tree)
+        node = scope.node
+        check_bounded(node)
+        if stmt.columns:
+            if len(stmt.columns) != len(node.schema):
+                raise BindError(
+                    f"materialized view '{name}' names {len(stmt.columns)} columns but its "
+                    f"query produces {len(node.schema)}",
+                    span=stmt.span,
+                )
+            node = Project(
+                node,
+                tuple(
+                    (c, exp.column(src, quoted=True))
+                    for c, src in zip(stmt.columns, node.schema.names, strict=True)
+                ),
+            )
+        target = MaterializedTable(self.con, f"mv_{name}", node.schema, node.mode)
+        target.create()
+        table = CatalogTable(
+            name=name,
+            columns=tuple(TableColumn(f.name, f.type) for f in node.schema),
+            options={"connector": "materialized-view"},
+            connector=MaterializedViewConnector(self.con, target),
+            kind="materialized view",
+        )
+        self.catalog.add_materialized_view(table)
+        planned = self.plan((Sink(node, table),))
+        if planned.bounded:
+            job = self.run_planned(planned)
+            return f"materialized view {name} created ({job.rows_written:,} changes applied)"
+        driver = self.driver(planned)
+        thread = threading.Thread(
+            target=_drain, args=(driver,), name=f"streamsql-mv-{name}", daemon=True
+        )
+        self._background[name] = (driver, thread, target)
+        thread.start()
+        return f"materialized view {name} created; a job keeps it up to date"
+
+    def _stop_view(self, name: str) -> None:
+        entry = self._background.pop(name, None)
+        if entry is not None:
+            driver, thread, _ = entry
+            driver.stop()
+            thread.join()
+        duck.run(self.con, f"DROP TABLE IF EXISTS {duck.quote('mv_' + name)}")
+
     def close(self) -> None:
+        """Stop background jobs (materialized views) and close the state database."""
+        for name in list(self._background):
+            driver, thread, _ = self._background.pop(name)
+            driver.stop()
+            thread.join()
         self.con.close()
 
     def __enter__(self) -> Session:
@@ -403,6 +477,15 @@ class QueryHandle:
             raise PlanError("this query is unbounded; iterate over .stream() instead")
         changes = pa.Table.from_batches(list(self.stream()), schema=self.schema)
         return final_table(changes) if self.updating else changes
+
+
+def _drain(driver: Driver) -> None:
+    """Run a background job until it ends or is stopped; its state goes with it."""
+    try:
+        for _ in driver.steps():
+            pass
+    finally:
+        driver.job.state.drop_all()
 
 
 def batch_schema(node: PlanNode) -> pa.Schema:

@@ -22,11 +22,11 @@ import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from streamsql import duck
+from streamsql.changelog import last_per_key
 from streamsql.connectors.base import (
     Connector,
     Option,
@@ -222,18 +222,6 @@ def split_ops(
     if ops.null_count or pc.min(ops).as_py() < 0 or pc.max(ops).as_py() > 3:
         raise ExecError("the _op column holds a value that is not a changelog kind (0..3)")
     return data, ops.cast(pa.int8())
-
-
-def last_per_key(data: pa.RecordBatch, key: Sequence[str]) -> pa.Array:
-    """Indices of the last row of each key, in batch order.
-
-    >>> last_per_key(pa.record_batch({"k": [1, 2, 1, 3, 2]}), ["k"]).to_pylist()
-    [2, 3, 4]
-    """
-    row = "\x00row"  # cannot clash with a column name
-    keyed = pa.table({**{k: data.column(k) for k in key}, row: np.arange(data.num_rows)})
-    last = keyed.group_by(list(key), use_threads=False).aggregate([(row, "max")])
-    return pa.array(np.sort(last.column(f"{row}_max").to_numpy()))
 
 
 def check_columns(

@@ -86,11 +86,12 @@ class CreateView(Statement):
     columns: tuple[str, ...] = ()
     temporary: bool = False
     if_not_exists: bool = False
+    materialized: bool = False  # CREATE MATERIALIZED VIEW: the result is kept in state
 
 
 @dataclass(frozen=True)
 class Drop(Statement):
-    kind: str  # "TABLE" or "VIEW"
+    kind: str  # "TABLE", "VIEW" or "MATERIALIZED VIEW"
     name: str
     if_exists: bool = False
     temporary: bool = False

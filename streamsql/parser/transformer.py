@@ -183,7 +183,7 @@ class AstBuilder(TypeRules):
     # ------------------------------------------------- views, DROP, SHOW, SET
 
     def create_view(self, meta: Meta, children: list[Any]) -> CreateView:
-        temporary, if_not_exists, name, columns, query = children
+        temporary, materialized, if_not_exists, name, columns, query = children
         return self._statement(
             CreateView,
             meta,
@@ -192,13 +192,16 @@ class AstBuilder(TypeRules):
             columns=columns or (),
             temporary=temporary is not None,
             if_not_exists=bool(if_not_exists),
+            materialized=materialized is not None,
         )
 
     def drop_table(self, meta: Meta, children: list[Any]) -> Drop:
         return self._drop("TABLE", meta, children)
 
     def drop_view(self, meta: Meta, children: list[Any]) -> Drop:
-        return self._drop("VIEW", meta, children)
+        temporary, materialized, *rest = children
+        kind = "MATERIALIZED VIEW" if materialized is not None else "VIEW"
+        return self._drop(kind, meta, [temporary, *rest])
 
     def _drop(self, kind: str, meta: Meta, children: list[Any]) -> Drop:
         temporary, if_exists, name = children

@@ -11,6 +11,7 @@ from streamsql.parser import ast
 from streamsql.parser.spans import span_of
 from streamsql.plan.aggregate import AggregateBinder, contains_aggregate, is_aggregate
 from streamsql.plan.nodes import Collect, Filter, Project, Scan, Sink, updates_origin
+from streamsql.plan.ranking import bind_rank, bounded, check_bounded, has_ranking, replace_ranking
 from streamsql.plan.scope import Scope, ScopeColumn
 from streamsql.plan.windows import bind_window_tvf, is_window_call
 from streamsql.types import sql_type_name
@@ -27,7 +28,9 @@ class Binder:
 
     def query(self, query: ast.Query) -> Collect:
         """A SELECT statement: its rows go back to the caller."""
-        return Collect(self.bind_query(query.tree).node)
+        root = Collect(self.bind_query(query.tree).node)
+        check_bounded(root)
+        return root
 
     def insert(self, stmt: ast.Insert) -> Sink:
         """``INSERT INTO t SELECT …``: columns matched by position, types cast to t's."""
@@ -61,6 +64,7 @@ class Binder:
             else:
                 exprs.append((f.name, exp.Null()))
         node = Project(scope.node, tuple(exprs))
+        check_bounded(node)
         if node.mode.updating and not table.connector.accepts_updates(table.context):
             raise PlanError(
                 f"INSERT INTO {table.name}: the query produces updates, from "
@@ -112,10 +116,10 @@ class Binder:
         scope = self._from_item(from_.this, ctes)
         where = sel.args.get("where")
         if where is not None:
-            cond = self.expr(where.this, scope)
-            scope = Scope(
-                Filter(scope.node, cond), scope.columns, scope.window, scope.window_columns
-            )
+            node, cond = bounded(scope.node, self.expr(where.this, scope))
+            if cond is not None:
+                node = Filter(node, cond)
+            scope = Scope(node, scope.columns, scope.window, scope.window_columns)
         self._unsupported_clauses(sel)
         aggregated = sel.args.get("group") is not None or any(
             contains_aggregate(e) for e in sel.expressions
@@ -124,6 +128,10 @@ class Binder:
             return AggregateBinder(self, sel, scope).bind()
         if sel.args.get("having") is not None:
             raise BindError("HAVING needs GROUP BY", span=span_of(sel.args["having"]))
+        if has_ranking(sel):
+            scope = bind_rank(self, sel, scope)
+            sel = sel.copy()
+            sel.set("expressions", [replace_ranking(e) for e in sel.expressions])
         return self._project(sel, scope)
 
     def _unsupported_clauses(self, sel: exp.Select) -> None:
@@ -138,11 +146,6 @@ class Binder:
                 raise PlanError(
                     f"{what} is not supported on streams yet", span=span_of(node), hint=hint
                 )
-        for e in sel.expressions:
-            if e.find(exp.Window):
-                raise PlanError(
-                    "OVER windows are not supported yet", span=span_of(e.find(exp.Window))
-                )
 
     def _project(self, sel: exp.Select, scope: Scope) -> Scope:
         outputs: list[tuple[str, exp.Expression]] = []
@@ -152,6 +155,8 @@ class Binder:
             if _is_star(item):
                 qualifier = item.table if isinstance(item, exp.Column) else None
                 for c in scope.star(qualifier or None, item):
+                    if c.name.startswith("$"):  # internal columns (a rank) are not in *
+                        continue
                     name = _unique(c.name, [n for n, _ in outputs])
                     outputs.append((name, exp.column(c.internal, quoted=True)))
                     cols.append(ScopeColumn(name, name))

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, ClassVar
 import pyarrow as pa
 from sqlglot import exp
 
+from streamsql.errors import Span
 from streamsql.expr import compile_expr, compile_predicate
 from streamsql.parser.dialect import to_sql
 from streamsql.plan.changelog import APPEND, RETRACT, Changelog
@@ -419,6 +420,8 @@ class Rank(PlanNode):
     partition_keys: tuple[str, ...]
     order: tuple[SortKey, ...]
     rank_name: str
+    window_end: str | None = None  # set when the partition holds a window's start and end
+    span: Span | None = field(default=None, compare=False)
 
     @property
     def schema(self) -> pa.Schema:

@@ -13,6 +13,7 @@ BASE_MS = 1_600_000_000_000
 
 SCHEMA = pa.schema(
     [
+        ("id", pa.int64()),
         ("auction", pa.int64()),
         ("bidder", pa.int64()),
         ("price", pa.int64()),
@@ -24,6 +25,7 @@ SCHEMA = pa.schema(
 )
 
 DDL_COLUMNS = """
+    id BIGINT,
     auction BIGINT,
     bidder BIGINT,
     price BIGINT,
@@ -48,6 +50,7 @@ def bids(n: int = 360, seed: int = 7, start_ms: int = BASE_MS) -> pa.Table:
     channel_mask = rng.random(n) < 0.05
     return pa.table(
         {
+            "id": np.arange(n, dtype=np.int64),
             "auction": rng.integers(0, 7, n),
             "bidder": rng.integers(0, 25, n),
             "price": pa.array(price, mask=price_mask),
@@ -77,6 +80,7 @@ def late_bids(main: pa.Table, n_late: int = 9, n_ok: int = 20, seed: int = 11) -
     n = len(ts)
     return pa.table(
         {
+            "id": (np.arange(n, dtype=np.int64) + 100_000)[order],
             "auction": rng.integers(0, 7, n)[order],
             "bidder": rng.integers(0, 25, n)[order],
             "price": rng.integers(1, 1000, n)[order],
@@ -89,10 +93,10 @@ def late_bids(main: pa.Table, n_late: int = 9, n_ok: int = 20, seed: int = 11) -
     )
 
 
-def write_dataset(directory: Path, *, with_late: bool = False) -> Path:
+def write_dataset(directory: Path, *, with_late: bool = False, rows: int = 360) -> Path:
     """Parquet files of the bids under ``directory`` (read in name order)."""
     directory.mkdir(parents=True, exist_ok=True)
-    main = bids()
+    main = bids(rows)
     pq.write_table(main, directory / "part-0.parquet")
     if with_late:
         pq.write_table(late_bids(main), directory / "part-1.parquet")

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from streamsql.plan.nodes import AggCall, WindowAggregate, WindowSpec
-from streamsql.runtime.operators import window_agg
+from streamsql.runtime.operators import window_state
 from streamsql.runtime.operators.window_agg import WindowAggOperator
 from streamsql.runtime.timeutil import MAX_WATERMARK
 from tests.runtime.stubs import Input, advance, context, feed, opened
@@ -114,7 +114,7 @@ def test_null_keys_are_a_group_of_their_own():
 
 @pytest.mark.parametrize("flush_rows", [1, 3, 1_000_000])
 def test_results_do_not_depend_on_when_the_buffer_moves_to_duckdb(monkeypatch, flush_rows):
-    monkeypatch.setattr(window_agg, "FLUSH_ROWS", flush_rows)
+    monkeypatch.setattr(window_state, "FLUSH_ROWS", flush_rows)
     op = operator(COUNT, SUM, AggCall("COUNT", "v", "d", pa.int64(), distinct=True))
     for i in range(12):
         feed(op, rows((0, "ab"[i % 2], i % 5, True), (10, "a", i, True)))
@@ -128,7 +128,7 @@ def test_results_do_not_depend_on_when_the_buffer_moves_to_duckdb(monkeypatch, f
     state = op.describe_state()
     assert state["open_windows"] == 0
     if flush_rows == 1:
-        assert op.table_ends == set()
+        assert op.windows.stored == set()
 
 
 def test_state_lives_in_duckdb_tables_per_instance():
@@ -141,7 +141,8 @@ def test_state_lives_in_duckdb_tables_per_instance():
         ),
         ctx,
     )
-    assert op.tables["partials"].endswith("_i3")
+    table = op.windows.tables["partials"]
+    assert table.endswith("_i3")
     feed(op, rows((0, "a", 1, True)))
     op.on_barrier(1)  # a checkpoint moves the buffer into the table
-    assert ctx.state.row_count(op.tables["partials"]) == 1
+    assert ctx.state.row_count(table) == 1

@@ -10,7 +10,9 @@ from streamsql.plan.nodes import (
     Project,
     Scan,
     Sink,
+    TopN,
     WindowAggregate,
+    WindowTopN,
     WindowTVF,
 )
 from streamsql.runtime.operators.aggregate import AggregateOperator
@@ -19,8 +21,10 @@ from streamsql.runtime.operators.calc import FilterOperator, ProjectOperator
 from streamsql.runtime.operators.chain import Chain
 from streamsql.runtime.operators.scan import ScanOperator
 from streamsql.runtime.operators.sink import CollectOperator, ResultBuffer, SinkOperator
+from streamsql.runtime.operators.topn import TopNOperator
 from streamsql.runtime.operators.window_agg import WindowAggOperator
 from streamsql.runtime.operators.window_assign import WindowAssignOperator
+from streamsql.runtime.operators.window_topn import WindowTopNOperator
 
 
 def create_operator(node: PlanNode, results: ResultBuffer | None = None) -> Operator:
@@ -38,6 +42,10 @@ def create_operator(node: PlanNode, results: ResultBuffer | None = None) -> Oper
             return WindowAggOperator(node)
         case Aggregate():
             return AggregateOperator(node)
+        case TopN():
+            return TopNOperator(node)
+        case WindowTopN():
+            return WindowTopNOperator(node)
         case Sink():
             return SinkOperator(node)
         case Collect():

@@ -357,16 +357,15 @@ def _delta_inputs(i: int, a: AggCall, batch: pa.RecordBatch, sign: pa.Array | No
 def _from_values(i: int, a: AggCall, stats: pa.Table) -> dict[str, pa.Array]:
     """Accumulator columns of a multiset aggregate from its live-value statistics."""
     name = f"a{i}"
-    count = pc.fill_null(stats.column("c"), 0).cast(pa.int64())
     match a.func:
-        case "COUNT":
-            return {name: count}
-        case "SUM" | "AVG":
-            return {name: stats.column("s"), f"{name}_n": count}
         case "MIN":
             return {name: stats.column("lo")}
-        case _:
+        case "MAX":
             return {name: stats.column("hi")}
+    count = pc.fill_null(stats.column("c"), 0).cast(pa.int64())
+    if a.func == "COUNT":
+        return {name: count}
+    return {name: stats.column("s"), f"{name}_n": count}
 
 
 def _result(i: int, a: AggCall, acc: pa.Table) -> pa.Array:

@@ -21,12 +21,9 @@ import pyarrow.compute as pc
 from streamsql.plan.nodes import AggCall, WindowAggregate, WindowSpec
 from streamsql.runtime.operators.base import Operator, OperatorContext
 from streamsql.runtime.operators.window_assign import assign_windows, tumble_starts
+from streamsql.runtime.operators.window_state import WindowState, fire_limit
 from streamsql.runtime.timeutil import MIN_WATERMARK, from_ms, to_ms
-from streamsql.state.store import quote
 
-#: Buffered partial rows before they are written to DuckDB (amortises per-call cost).
-FLUSH_ROWS = 262_144
-_INT64_MAX = 2**63 - 1
 _ONLY_VALID = pc.CountOptions(mode="only_valid")
 
 
@@ -40,56 +37,39 @@ class WindowAggOperator(Operator):
         self.plain = [(i, a) for i, a in enumerate(node.aggs) if not a.distinct]
         self.distinct = [(i, a) for i, a in enumerate(node.aggs) if a.distinct]
         self.schema = node.schema
-        self.pending: set[int] = set()  # ends of the windows holding rows
-        self.table_ends: set[int] = set()  # ends of the windows with rows in DuckDB
-        self.buffer: dict[str, list[pa.Table]] = {}
-        self.buffered = 0
-        self.tables: dict[str, str] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def open(self, ctx: OperatorContext) -> None:
         super().open(ctx)
         empty = self.node.input.schema.empty_table()
-        self.schemas = {kind: rows.schema for kind, rows in self._rows(empty).items()}
-        assert tuple(self.schemas) == self.node.state_tables()
-        for kind, schema in self.schemas.items():
-            name = f"{ctx.state_prefix}_window_agg_{kind}_i{ctx.instance}"
-            self.tables[kind] = ctx.state.create(name, schema)
-            self.buffer[kind] = []
+        schemas = {kind: rows.schema for kind, rows in self._rows(empty).items()}
+        assert tuple(schemas) == self.node.state_tables()
+        tables = {
+            kind: ctx.state.create(f"{ctx.state_prefix}_window_agg_{kind}_i{ctx.instance}", schema)
+            for kind, schema in schemas.items()
+        }
+        self.windows = WindowState(ctx.state, tables, schemas)
 
     def process_batch(self, batch: pa.RecordBatch, input_index: int) -> Iterable[pa.RecordBatch]:
         for kind, rows in self._rows(batch).items():
-            if rows.num_rows:
-                self.buffer[kind].append(rows)
-                self.buffered += rows.num_rows
-                if kind == "partials":
-                    self.pending.update(pc.unique(rows.column("we")).to_pylist())
-        if self.buffered >= FLUSH_ROWS:
-            self._flush()
+            self.windows.add(kind, rows)
         return ()
 
     def on_watermark(self, watermark: int) -> Iterable[pa.RecordBatch]:
-        limit = min(watermark + 1, _INT64_MAX)  # a window fires once wm >= end - 1 ms
-        if not self.pending or min(self.pending) > limit:
+        if not self.windows.due(watermark):
             return ()
-        fired = {e for e in self.pending if e <= limit}
-        stored = fired & self.table_ends
-        merged = self._merge(self._take(limit, bool(stored)))
-        if stored:
-            where = "" if stored == self.table_ends else f" WHERE we <= {limit}"
-            for table in self.tables.values():
-                self.ctx.state.execute(f"DELETE FROM {quote(table)}{where}")
-            self.table_ends -= fired
-        self.pending -= fired
+        merged = self._merge(self.windows.take(watermark))
         return merged.to_batches() if merged.num_rows else ()
 
     def on_barrier(self, epoch: int) -> None:
-        self._flush()
+        self.windows.flush()
 
     def describe_state(self) -> dict[str, int]:
-        rows = self.buffered + sum(self.ctx.state.row_count(t) for t in self.tables.values())
-        return {"window_agg_state_rows": rows, "open_windows": len(self.pending)}
+        return {
+            "window_agg_state_rows": self.windows.rows(),
+            "open_windows": len(self.windows.pending),
+        }
 
     # -- per batch ---------------------------------------------------------------------------
 
@@ -110,7 +90,7 @@ class WindowAggOperator(Operator):
             ends = to_ms(_col(batch, "window_end")).to_numpy(zero_copy_only=False)
         wm = self.ctx.watermark
         if wm != MIN_WATERMARK and len(ends):
-            late = ends <= min(wm + 1, _INT64_MAX)
+            late = ends <= fire_limit(wm)
             n_late = int(late.sum())
             if n_late:
                 self.ctx.metrics.late_rows_dropped += n_late
@@ -158,39 +138,6 @@ class WindowAggOperator(Operator):
         arrays = [grouped.column(g) for g in self.group]
         arrays += [grouped.column(src) for _, src in outputs]
         return pa.table(arrays, names=self.group + [n for n, _ in outputs])
-
-    def _flush(self) -> None:
-        """Move the write buffer into the DuckDB state tables."""
-        for kind, chunks in self.buffer.items():
-            if chunks:
-                data = pa.concat_tables(chunks)
-                self.ctx.state.append(self.tables[kind], data)
-                if kind == "partials":
-                    self.table_ends.update(pc.unique(data.column("we")).to_pylist())
-                chunks.clear()
-        self.buffered = 0
-
-    # -- at window close -----------------------------------------------------------------------
-
-    def _take(self, limit: int, from_table: bool) -> dict[str, pa.Table]:
-        """Remove and return everything held for the windows ending at or before ``limit``."""
-        taken: dict[str, pa.Table] = {}
-        for kind, chunks in self.buffer.items():
-            parts, rest = [], []
-            for chunk in chunks:
-                fired = pc.less_equal(chunk.column("we"), limit)
-                parts.append(chunk.filter(fired))
-                left = chunk.filter(pc.invert(fired))
-                if left.num_rows:
-                    rest.append(left)
-            self.buffer[kind] = rest
-            if from_table:
-                table = quote(self.tables[kind])
-                parts.append(self.ctx.state.query(f"SELECT * FROM {table} WHERE we <= {limit}"))
-            schema = self.schemas[kind]
-            taken[kind] = pa.concat_tables([schema.empty_table(), *(p.cast(schema) for p in parts)])
-        self.buffered = sum(c.num_rows for chunks in self.buffer.values() for c in chunks)
-        return taken
 
     def _merge(self, taken: dict[str, pa.Table]) -> pa.Table:
         """One group-by over the partials and the (deduplicated) distinct rows."""

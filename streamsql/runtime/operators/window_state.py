@@ -1,0 +1,93 @@
+"""State of windowed operators: rows per window end, in an Arrow write buffer that moves
+into DuckDB tables, taken out when their windows fire.
+
+Every row stored here carries ``we``, the end of its window (epoch ms). Rows arrive in the
+buffer; the buffer moves into the operator's DuckDB tables once it holds FLUSH_ROWS rows, and
+at every checkpoint barrier. When windows fire, their rows are taken from both places.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from streamsql.state import StateStore
+from streamsql.state.store import quote
+
+#: Buffered rows before they are written to DuckDB (amortises per-call cost).
+FLUSH_ROWS = 262_144
+_INT64_MAX = 2**63 - 1
+
+
+def fire_limit(watermark: int) -> int:
+    """Windows ending at or before this have fired: a window fires once the watermark
+    reaches its last millisecond (end - 1).
+    """
+    return min(watermark + 1, _INT64_MAX)
+
+
+class WindowState:
+    """Rows of several kinds (e.g. partial aggregates and distinct values) per window."""
+
+    def __init__(self, state: StateStore, tables: dict[str, str], schemas: dict[str, pa.Schema]):
+        self.state = state
+        self.tables = tables
+        self.schemas = schemas
+        self.buffer: dict[str, list[pa.Table]] = {kind: [] for kind in tables}
+        self.buffered = 0
+        self.pending: set[int] = set()  # ends of the windows holding rows
+        self.stored: set[int] = set()  # ends of the windows with rows in DuckDB
+
+    def add(self, kind: str, rows: pa.Table) -> None:
+        if rows.num_rows == 0:
+            return
+        self.buffer[kind].append(rows)
+        self.buffered += rows.num_rows
+        self.pending.update(pc.unique(rows.column("we")).to_pylist())
+        if self.buffered >= FLUSH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Move the write buffer into the DuckDB tables."""
+        for kind, chunks in self.buffer.items():
+            if chunks:
+                data = pa.concat_tables(chunks)
+                self.state.append(self.tables[kind], data)
+                self.stored.update(pc.unique(data.column("we")).to_pylist())
+                chunks.clear()
+        self.buffered = 0
+
+    def due(self, watermark: int) -> bool:
+        return bool(self.pending) and min(self.pending) <= fire_limit(watermark)
+
+    def take(self, watermark: int) -> dict[str, pa.Table]:
+        """Remove and return every row of the windows the watermark closes."""
+        limit = fire_limit(watermark)
+        fired = {e for e in self.pending if e <= limit}
+        from_table = bool(fired & self.stored)
+        taken: dict[str, pa.Table] = {}
+        for kind, chunks in self.buffer.items():
+            parts, rest = [], []
+            for chunk in chunks:
+                done = pc.less_equal(chunk.column("we"), limit)
+                parts.append(chunk.filter(done))
+                left = chunk.filter(pc.invert(done))
+                if left.num_rows:
+                    rest.append(left)
+            self.buffer[kind] = rest
+            if from_table:
+                table = quote(self.tables[kind])
+                parts.append(self.state.query(f"SELECT * FROM {table} WHERE we <= {limit}"))
+            schema = self.schemas[kind]
+            taken[kind] = pa.concat_tables([schema.empty_table(), *(p.cast(schema) for p in parts)])
+        if from_table:
+            where = "" if fired >= self.stored else f" WHERE we <= {limit}"
+            for table in self.tables.values():
+                self.state.execute(f"DELETE FROM {quote(table)}{where}")
+            self.stored -= fired
+        self.pending -= fired
+        self.buffered = sum(c.num_rows for chunks in self.buffer.values() for c in chunks)
+        return taken
+
+    def rows(self) -> int:
+        return self.buffered + sum(self.state.row_count(t) for t in self.tables.values())

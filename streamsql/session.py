@@ -507,4 +507,5 @@ def _pointing_at(script: str) -> Iterator[None]:
     try:
         yield
     except StreamSQLError as e:
-        raise e.with_source(script) from None
+        e.with_source(script)
+        raise

@@ -43,7 +43,6 @@ class AggregateOperator(Operator):
     def open(self, ctx: OperatorContext) -> None:
         super().open(ctx)
         prefix = f"{ctx.state_prefix}_agg"
-        pk = self.keys.state_columns
         acc = self.keys.state_schema()
         acc = acc.append(pa.field("__n", pa.int64()))
         for i, a in enumerate(self.aggs):
@@ -51,15 +50,13 @@ class AggregateOperator(Operator):
                 acc = acc.append(pa.field(name, t))
         acc = acc.append(pa.field("__t", pa.int64()))
         self.acc_schema = acc
-        self.acc = ctx.state.create(f"{prefix}_accumulators_i{ctx.instance}", acc, pk)
+        self.acc = ctx.state.create(f"{prefix}_accumulators_i{ctx.instance}", acc)
         self.values: dict[int, str] = {}
         for i in sorted(self.multiset):
             vtype = _value_type(self.aggs[i], self.node.input.schema)
             vals = self.keys.state_schema().append(pa.field("v", vtype))
             vals = vals.append(pa.field("cnt", pa.int64()))
-            self.values[i] = ctx.state.create(
-                f"{prefix}_values{i}_i{ctx.instance}", vals, (*pk, "v")
-            )
+            self.values[i] = ctx.state.create(f"{prefix}_values{i}_i{ctx.instance}", vals)
         ttl = ctx.settings["table.exec.state.ttl"] if ctx.settings is not None else 0
         self.ttl_ms = int(ttl or 0)
         self.next_sweep = 0.0
@@ -73,7 +70,7 @@ class AggregateOperator(Operator):
         old = self._load(delta)
         stats = {i: self._update_values(i, batch) for i in self.multiset}
         new = self._combine(old, delta, stats)
-        self._store(new)
+        self._store(old, new)
         return self._emit(old, new)
 
     def describe_state(self) -> dict[str, int]:
@@ -149,14 +146,21 @@ class AggregateOperator(Operator):
         if rows.num_rows:
             delta = rows.group_by([*pk, "v"], use_threads=False).aggregate([("cnt", "sum")])
             delta = delta.rename_columns([c.removesuffix("_sum") for c in delta.column_names])
-            cols_sql = ", ".join(quote(c) for c in delta.column_names)
-            self.ctx.state.execute_with(
-                f"INSERT INTO {table} ({cols_sql}) SELECT {cols_sql} FROM __vd "
-                f"ON CONFLICT DO UPDATE SET cnt = cnt + excluded.cnt",
+            # Replace the touched (group, value) rows by their new counts. (DuckDB's UPDATE of
+            # a scattered subset of rows is far slower than DELETE + INSERT.)
+            on = " AND ".join(f"t.{quote(k)} = d.{quote(k)}" for k in [*pk, "v"])
+            picked = ", ".join(f"d.{quote(c)}" for c in [*pk, "v"])
+            merged = self.ctx.state.query(
+                f"SELECT {picked}, d.cnt + coalesce(t.cnt, 0) AS cnt FROM __vd d "
+                f"LEFT JOIN {table} t ON {on}",
                 __vd=delta,
             )
-            if self.retracting:
-                self.ctx.state.execute(f"DELETE FROM {table} WHERE cnt <= 0")
+            same = " AND ".join(f"{table}.{quote(k)} = d.{quote(k)}" for k in [*pk, "v"])
+            self.ctx.state.execute_with(
+                f"DELETE FROM {table} USING __vd d WHERE {same}", __vd=delta
+            )
+            live = merged.filter(pc.greater(merged.column("cnt"), 0))
+            self.ctx.state.append(self.values[i], live)
         touched = pa.table({k: cols[k] for k in pk}).group_by(pk, use_threads=False).aggregate([])
         on = " AND ".join(f"t.{quote(k)} = v.{quote(k)}" for k in pk)
         keys_sql = ", ".join(f"t.{quote(k)}" for k in pk)
@@ -212,24 +216,26 @@ class AggregateOperator(Operator):
         joined = left.join(stats, keys=pk, join_type="left outer").sort_by("__pos")
         return joined
 
-    def _store(self, new: pa.Table) -> None:
+    def _store(self, old: pa.Table, new: pa.Table) -> None:
+        """Write the new accumulators: the touched groups' stored rows are deleted and the
+        live ones inserted again (DuckDB's UPDATE of a scattered subset of rows is far slower
+        than DELETE + INSERT); an emptied group's values go too.
+        """
+        pk = self.keys.state_columns
+        acc = quote(self.acc)
+        stored = pc.is_valid(old.column("__n"))
         live = pc.greater(new.column("__n"), 0)
-        gone = new.filter(pc.invert(live))
-        self.ctx.state.execute_with(
-            f"INSERT OR REPLACE INTO {quote(self.acc)} SELECT * FROM __new", __new=new.filter(live)
-        )
-        if gone.num_rows:
-            pk = self.keys.state_columns
-            on = " AND ".join(f"{quote(self.acc)}.{quote(k)} = g.{quote(k)}" for k in pk)
-            keys = pa.table({k: gone.column(k) for k in pk})
+        if pc.any(stored).as_py():
+            same = " AND ".join(f"{acc}.{quote(k)} = n.{quote(k)}" for k in pk)
+            keys = new.filter(stored).select(pk)
+            self.ctx.state.execute_with(f"DELETE FROM {acc} USING __n n WHERE {same}", __n=keys)
+        self.ctx.state.append(self.acc, new.filter(live))
+        gone = new.filter(pc.invert(live)).select(pk)
+        for table in self.values.values() if gone.num_rows else ():
+            von = " AND ".join(f"{quote(table)}.{quote(k)} = n.{quote(k)}" for k in pk)
             self.ctx.state.execute_with(
-                f"DELETE FROM {quote(self.acc)} USING __gone g WHERE {on}", __gone=keys
+                f"DELETE FROM {quote(table)} USING __n n WHERE {von}", __n=gone
             )
-            for table in self.values.values():
-                von = " AND ".join(f"{quote(table)}.{quote(k)} = g.{quote(k)}" for k in pk)
-                self.ctx.state.execute_with(
-                    f"DELETE FROM {quote(table)} USING __gone g WHERE {von}", __gone=keys
-                )
 
     def _emit(self, old: pa.Table, new: pa.Table) -> list[pa.RecordBatch]:
         """-U/+U for changed groups, +I for new ones, -D for emptied ones; a group whose

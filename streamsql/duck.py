@@ -84,13 +84,13 @@ def registered(con: Connection, **tables: pa.Table | pa.RecordBatch) -> Iterator
 
 
 def insert_arrow(con: Connection, table_name: str, data: pa.Table | pa.RecordBatch) -> None:
-    """Append Arrow rows to an existing DuckDB table (columns by name)."""
+    """Append Arrow rows to an existing DuckDB table whose columns they hold, in order.
+
+    (A relation insert: cheaper than registering the data as a view for an INSERT.)
+    """
     if data.num_rows == 0:
         return
-    alias = f"__ins_{next(_names)}"
-    cols = ", ".join(quote(n) for n in data.schema.names)
-    with registered(con, **{alias: data}):
-        run(con, f"INSERT INTO {quote(table_name)} ({cols}) SELECT {cols} FROM {alias}")
+    con.from_arrow(data).insert_into(quote(table_name))
 
 
 def describe(con: Connection, relation: str) -> list[tuple[str, str, bool]] | None:

@@ -24,9 +24,11 @@ from streamsql.plan.nodes import (
 
 def prune_columns(roots: tuple[PlanNode, ...], ctx: OptimizerContext) -> tuple[PlanNode, ...]:
     """Scans read fewer columns, projections drop unused expressions, and projections that
-    only pass their input through disappear.
+    only pass their input through disappear. A job without any event-time operator does not
+    generate watermarks, so its scans skip the time column too.
     """
     order = walk(roots)
+    timed = any(_uses_event_time(n) for n in order)
     needed: dict[int, set[str]] = {id(r): set(r.schema.names) for r in roots}
     for node in reversed(order):  # consumers before their inputs
         want = needed.setdefault(id(node), set())
@@ -40,7 +42,7 @@ def prune_columns(roots: tuple[PlanNode, ...], ctx: OptimizerContext) -> tuple[P
             return memo[id(node)]
         inputs = tuple(rebuild(i) for i in node.inputs)
         want = needed[id(node)]
-        result = _pruned(node, inputs, want, is_root=any(node is r for r in roots))
+        result = _pruned(node, inputs, want, any(node is r for r in roots), timed)
         memo[id(node)] = result
         return result
 
@@ -81,13 +83,26 @@ def _kept(node: Project, want: set[str]) -> tuple[tuple[str, exp.Expression], ..
     return kept or node.exprs[:1]  # a batch needs at least one column to carry its rows
 
 
+def _uses_event_time(node: PlanNode) -> bool:
+    if isinstance(node, WindowTVF | WindowAggregate | WindowTopN):
+        return True
+    exprs = [e for _, e in node.exprs] if isinstance(node, Project) else []
+    if isinstance(node, Filter):
+        exprs.append(node.condition)
+    return any(
+        f.name.upper() == "CURRENT_WATERMARK" for e in exprs for f in e.find_all(exp.Anonymous)
+    )
+
+
 def _pruned(
-    node: PlanNode, inputs: tuple[PlanNode, ...], want: set[str], is_root: bool
+    node: PlanNode, inputs: tuple[PlanNode, ...], want: set[str], is_root: bool, timed: bool
 ) -> PlanNode:
     match node:
         case Scan():
             cols = tuple(c for c in node.columns if c in want) or node.columns[:1]
-            return node if cols == node.columns else dataclasses.replace(node, columns=cols)
+            if cols == node.columns and node.watermarks == timed:
+                return node
+            return dataclasses.replace(node, columns=cols, watermarks=timed)
         case TopN() if node.rank_name and node.rank_name not in want and not is_root:
             # Nobody reads the rank: emit rows entering and leaving the top only.
             return dataclasses.replace(node, input=inputs[0], rank_name=None)

@@ -100,6 +100,9 @@ class Scan(PlanNode):
 
     table: CatalogTable
     columns: tuple[str, ...]
+    #: Whether to generate watermarks (set off by prune_columns when no operator of the job
+    #: uses event time, so that the time column need not be read).
+    watermarks: bool = True
 
     def __post_init__(self) -> None:
         known = set(self.table.schema.names)
@@ -122,7 +125,7 @@ class Scan(PlanNode):
 
     def details(self) -> list[str]:
         items = [f"table=[{self.table.name}]", f"fields=[{_cols(self.columns)}]"]
-        if self.table.watermark is not None:
+        if self.table.watermark is not None and self.watermarks:
             items.append(f"watermark=[{self.table.watermark.describe()}]")
         return items
 

@@ -85,22 +85,45 @@ class AggregateOperator(Operator):
         return signs(batch.column(OP))
 
     def _delta(self, batch: pa.RecordBatch) -> pa.Table:
-        """One row per group touched by the batch: key columns and signed deltas."""
+        """One row per group touched by the batch: key columns and signed deltas.
+
+        Rows are grouped by the key columns as they are (NULL keys form a group of their
+        own); the NULL-free key form of state is derived from the few grouped rows.
+        """
         sign = self._signs(batch)
-        cols = self.keys.state_arrays(batch)
-        ones = pa.array(np.ones(batch.num_rows, dtype=np.int64))
-        cols["__n"] = ones if sign is None else sign
-        specs: list[tuple] = [("__n", "sum")]
+        keys = [f"__key{i}" for i in range(len(self.keys.keys))]
+        cols = {k: batch.column(src) for k, src in zip(keys, self.keys.keys, strict=True)}
+        if sign is None:  # inserts only: counts and sums need no signs
+            specs: list[tuple] = [([], "count_all")]
+            outputs = ["__n"]
+        else:
+            cols["__n"] = sign
+            specs, outputs = [("__n", "sum")], ["__n"]
         for i, a in enumerate(self.aggs):
             if i in self.multiset:
                 continue
-            for name, fn, values in _delta_inputs(i, a, batch, sign):
+            for name, fn, values, opts in _delta_inputs(i, a, batch, sign):
+                outputs.append(name)
+                if fn == "count_all":
+                    specs.append(([], fn))
+                    continue
                 cols[name] = values
-                specs.append((name, fn))
-        table = pa.table(cols)
-        grouped = table.group_by(self.keys.state_columns, use_threads=False).aggregate(specs)
-        renamed = {f"{s[0]}_{s[1]}": s[0] for s in specs}
-        return grouped.rename_columns([renamed.get(c, c) for c in grouped.column_names])
+                specs.append((name, fn, opts) if opts else (name, fn))
+        table = pa.table(cols) if cols else pa.table({"__rows": pa.nulls(batch.num_rows)})
+        grouped = table.group_by(keys, use_threads=False).aggregate(specs)
+        out = self.keys.state_arrays(
+            pa.table({src: grouped.column(k) for k, src in zip(keys, self.keys.keys, strict=True)})
+            if keys
+            else pa.table({"__rows": pa.nulls(grouped.num_rows)})
+        )
+        # The aggregates come in the order of `specs`, beside the keys (before or after them
+        # depending on pyarrow's version).
+        results = [
+            c for n, c in zip(grouped.column_names, grouped.columns, strict=True) if n not in keys
+        ]
+        for name, values in zip(outputs, results, strict=True):
+            out[name] = values
+        return pa.table(out)
 
     def _load(self, delta: pa.Table) -> pa.Table:
         """The stored accumulators of the delta's groups, row-aligned with ``delta``
@@ -334,30 +357,44 @@ def _acc_fields(i: int, a: AggCall, schema: pa.Schema) -> list[tuple[str, pa.Dat
 
 
 def _delta_inputs(i: int, a: AggCall, batch: pa.RecordBatch, sign: pa.Array | None):
-    """(state column, pyarrow aggregate, values) whose per-group result is the delta."""
+    """(state column, pyarrow aggregate, values, options) whose per-group results are the
+    delta. Over inserts only, counting is pyarrow's count; over a changelog every row
+    counts +1 or -1 and sums add signed values.
+    """
     name = f"a{i}"
     mask = pc.fill_null(batch.column(a.filter), False) if a.filter else None
-    unit = pa.array(np.ones(batch.num_rows, np.int64)) if sign is None else sign
 
     def masked(values: pa.Array) -> pa.Array:
         if mask is None:
             return values
         return pc.if_else(mask, values, pa.nulls(len(values), values.type))
 
+    def counted(valid: pa.Array | None) -> tuple[str, str, pa.Array, object]:
+        """COUNT of rows where ``valid`` (all rows when None) and the FILTER hold."""
+        if sign is None:
+            present = valid if valid is not None else pa.array(np.ones(batch.num_rows, bool))
+            return (name, "count", masked(present), _ONLY_VALID)
+        unit = sign if valid is None else pc.if_else(valid, sign, pa.scalar(0, pa.int64()))
+        return (name, "sum", pc.fill_null(masked(unit), 0), None)
+
     if a.func == "COUNT":
-        counted = (
-            unit
-            if a.arg is None
-            else pc.if_else(pc.is_valid(batch.column(a.arg)), unit, pa.scalar(0, pa.int64()))
-        )
-        return [(name, "sum", pc.fill_null(masked(counted), 0))]
+        if a.arg is None and mask is None and sign is None:
+            return [(name, "count_all", None, None)]
+        valid = None if a.arg is None else pc.is_valid(batch.column(a.arg))
+        if sign is None and valid is not None:
+            return [(name, "count", masked(batch.column(a.arg)), _ONLY_VALID)]
+        return [counted(valid)]
     values = masked(batch.column(a.arg))
     if a.func in ("SUM", "AVG"):
         wide = _wide(values)
         signed = wide if sign is None else pc.if_else(pc.less(sign, 0), pc.negate(wide), wide)
-        counted = pc.if_else(pc.is_valid(values), unit, pa.scalar(0, pa.int64()))
-        return [(name, "sum", signed), (f"{name}_n", "sum", counted)]
-    return [(name, a.func.lower(), values)]
+        if sign is None:
+            count = (f"{name}_n", "count", values, _ONLY_VALID)
+        else:
+            unit = pc.if_else(pc.is_valid(values), sign, pa.scalar(0, pa.int64()))
+            count = (f"{name}_n", "sum", unit, None)
+        return [(name, "sum", signed, None), count]
+    return [(name, a.func.lower(), values, None)]
 
 
 def _from_values(i: int, a: AggCall, stats: pa.Table) -> dict[str, pa.Array]:

@@ -25,13 +25,13 @@ class ScanOperator(Operator):
         table = node.table
         self.outputs = node.columns
         physical = table.physical_schema
-        rowtime = table.time_attribute
+        rowtime = table.time_attribute if node.watermarks else None
         wanted = set(node.columns) | ({rowtime} if rowtime else set())
         computed = [c for c in table.columns if c.computed and c.name in wanted]
         needed = {c.name for c in table.columns if not c.computed and c.name in wanted}
         for c in computed:
             needed |= {col.name for col in c.expr.find_all(exp.Column)}
-        wm_expr = table.watermark.expr if table.watermark else None
+        wm_expr = table.watermark.expr if table.watermark and node.watermarks else None
         if wm_expr is not None:
             needed |= {c.name for c in wm_expr.find_all(exp.Column) if c.name in physical.names}
         #: Physical columns the source must deliver, in table order.

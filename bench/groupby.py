@@ -13,8 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
 
-from bench.common import bids_file, run_cli  # noqa: E402
-from streamsql import duck  # noqa: E402
+from bench.common import bids_file, run_cli
+from streamsql import duck
 
 SOURCE = """
 CREATE TABLE bids (

@@ -30,7 +30,7 @@ def explain_physical(graph: JobGraph) -> str:
 
 def _watermark(task: Task) -> str | None:
     head = task.head
-    if isinstance(head, Scan) and head.table.watermark is not None:
+    if isinstance(head, Scan) and head.table.watermark is not None and head.watermarks:
         return f"generated from {head.table.watermark.describe()}"
     attr = task.tail.time_attr
     return f"carried by column {attr}" if attr else None

@@ -125,6 +125,9 @@ class AggregateBinder:
                 if is_aggregate(node) and not _inside_aggregate(node):
                     self._aggregate(node, scope.node.schema)
 
+        if not self.pre:  # COUNT(*) alone reads no column, but a batch needs one for its rows
+            first = scope.node.schema.names[0]
+            self.pre[first] = (first, exp.column(first, quoted=True))
         pre = Project(scope.node, tuple(self.pre.values()))
         keys = tuple(self.key_names.values())
         calls = tuple(a.call for a in self.aggs.values())

@@ -36,6 +36,10 @@ CASES = {
         "FROM bids",
         "SELECT COUNT(*), SUM(price), MAX(amount), COUNT(DISTINCT channel) FROM bids",
     ),
+    "count_star_only": (
+        "SELECT COUNT(*) AS n FROM bids WHERE auction = 3",
+        "SELECT COUNT(*) FROM bids WHERE auction = 3",
+    ),
     "having": (
         "SELECT bidder, COUNT(*) AS n, MAX(price) AS top FROM bids GROUP BY bidder "
         "HAVING COUNT(*) > 7",
@@ -72,9 +76,11 @@ CASES = {
         + ") WHERE rn <= 3",
     ),
     "keep_first_dedup": (
-        "SELECT bidder, id, ts FROM (" + TOP.format(p="bidder", o="ts, id", src="bids")
+        "SELECT bidder, id, ts FROM ("
+        + TOP.format(p="bidder", o="ts, id", src="bids")
         + ") WHERE rn = 1",
-        "SELECT bidder, id, ts FROM (" + TOP.format(p="bidder", o="ts, id", src="bids")
+        "SELECT bidder, id, ts FROM ("
+        + TOP.format(p="bidder", o="ts, id", src="bids")
         + ") WHERE rn = 1",
     ),
     "keep_last_dedup": (

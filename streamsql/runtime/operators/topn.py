@@ -63,7 +63,7 @@ class TopNOperator(Operator):
         stored = self._load(touched)
         old_top, old_ranks = self._top(stored)
         if sign is None:
-            live = pa.concat_tables([stored, incoming])
+            live = pa.concat_tables([stored, self._contenders(incoming, old_top, old_ranks)])
         else:
             adds = incoming.filter(pc.greater(sign, 0))
             removes = incoming.filter(pc.less(sign, 0))
@@ -97,6 +97,24 @@ class TopNOperator(Operator):
         ordered, ranks = rank_within(rows, self.pk, self.node.order)
         keep = ranks <= self.limit
         return ordered.filter(pa.array(keep)), ranks[keep]
+
+    def _contenders(self, incoming: pa.Table, top: pa.Table, ranks: np.ndarray) -> pa.Table:
+        """The incoming rows that might enter their partition's top: a row strictly worse on
+        the first ORDER BY key than the ``limit``-th row of a full partition cannot.
+        """
+        full = top.filter(pa.array(ranks == self.limit))
+        if full.num_rows == 0 or incoming.num_rows == 0:
+            return incoming
+        key = self.node.order[0]
+        bound = full.select([*self.pk, key.column]).rename_columns([*self.pk, "__bound"])
+        joined = incoming.append_column("__pos", pa.array(np.arange(incoming.num_rows))).join(
+            bound, keys=self.pk, join_type="left outer"
+        )
+        value, limit = joined.column(key.column), joined.column("__bound")
+        worse = pc.greater(value, limit) if key.ascending else pc.less(value, limit)
+        keep = pc.invert(pc.fill_null(worse, False))  # NULLs on either side: keep and rank
+        positions = pc.filter(joined.column("__pos"), keep).to_numpy()
+        return incoming.take(pa.array(np.sort(positions)))  # in arrival order
 
     def _retract(self, live: pa.Table, removes: pa.Table) -> pa.Table:
         """``live`` less one matching row per retraction (the latest to arrive of equal

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from streamsql.plan.changelog import DELETE, INSERT, OP, OP_TYPE, UPDATE_AFTER, UPDATE_BEFORE, signs
 from streamsql.plan.nodes import AggCall, Aggregate
+from streamsql.runtime.operators.accumulate import average, sum_input
 from streamsql.runtime.operators.base import Operator, OperatorContext
 from streamsql.runtime.operators.group_keys import GroupKeys
 from streamsql.state.store import quote
@@ -156,7 +157,7 @@ class AggregateOperator(Operator):
         sign = self._signs(batch)
         values = batch.column(a.arg)
         if a.func in ("SUM", "AVG"):
-            values = _wide(values)
+            values = sum_input(values)
         keep = pc.is_valid(values)
         if a.filter:
             keep = pc.and_(keep, pc.fill_null(batch.column(a.filter), False))
@@ -327,20 +328,10 @@ def _multiset(a: AggCall, retracting: bool) -> bool:
     return a.distinct or (a.func in ("MIN", "MAX") and retracting)
 
 
-def _wide(values: pa.Array) -> pa.Array:
-    """Sums run in BIGINT, DOUBLE or DECIMAL(38, s)."""
-    t = values.type
-    if pa.types.is_integer(t):
-        return values.cast(pa.int64())
-    if pa.types.is_decimal(t):
-        return values.cast(pa.decimal128(38, t.scale))
-    return values.cast(pa.float64())
-
-
 def _value_type(a: AggCall, schema: pa.Schema) -> pa.DataType:
     t = schema.field(a.arg).type
     if a.func in ("SUM", "AVG"):
-        return _wide(pa.array([], t)).type
+        return sum_input(pa.array([], t)).type
     return t
 
 
@@ -386,7 +377,7 @@ def _delta_inputs(i: int, a: AggCall, batch: pa.RecordBatch, sign: pa.Array | No
         return [counted(valid)]
     values = masked(batch.column(a.arg))
     if a.func in ("SUM", "AVG"):
-        wide = _wide(values)
+        wide = sum_input(values)
         signed = wide if sign is None else pc.if_else(pc.less(sign, 0), pc.negate(wide), wide)
         if sign is None:
             count = (f"{name}_n", "count", values, _ONLY_VALID)
@@ -416,14 +407,8 @@ def _result(i: int, a: AggCall, acc: pa.Table) -> pa.Array:
     if a.func == "COUNT":
         return pc.fill_null(acc.column(name), 0)
     if a.func == "AVG":
-        return _average(_as_array(acc.column(name)), _as_array(acc.column(f"{name}_n")), a.type)
+        return average(_as_array(acc.column(name)), _as_array(acc.column(f"{name}_n")), a.type)
     return acc.column(name)
-
-
-def _average(total: pa.Array, count: pa.Array, out: pa.DataType) -> pa.Array:
-    from streamsql.runtime.operators.window_agg import _average as average
-
-    return average(total, count, out)
 
 
 def _plus(old: pa.Array | pa.ChunkedArray, delta: pa.Array | pa.ChunkedArray) -> pa.Array:

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from streamsql.plan.nodes import AggCall, WindowAggregate, WindowSpec
+from streamsql.runtime.operators.accumulate import average, sum_input
 from streamsql.runtime.operators.base import Operator, OperatorContext
 from streamsql.runtime.operators.window_assign import assign_windows, tumble_starts
 from streamsql.runtime.operators.window_state import WindowState, fire_limit
@@ -110,7 +111,7 @@ class WindowAggOperator(Operator):
         for i, a in self.distinct:
             values = _col(batch, a.arg)
             if a.func in ("SUM", "AVG"):
-                values = _arg_for_sum(values)
+                values = sum_input(values)
             rows = pa.table({**base, f"v{i}": values})
             keep = pc.is_valid(values)
             if a.filter:
@@ -186,18 +187,6 @@ def _col(batch: pa.RecordBatch | pa.Table, name: str) -> pa.Array:
     return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
-def _arg_for_sum(values: pa.Array) -> pa.Array:
-    """Sums run in BIGINT, DOUBLE or DECIMAL(38, s) so that partial sums cannot overflow
-    a narrower type.
-    """
-    t = values.type
-    if pa.types.is_integer(t):
-        return values.cast(pa.int64())
-    if pa.types.is_decimal(t):
-        return values.cast(pa.decimal128(38, t.scale))
-    return values.cast(pa.float64())
-
-
 def _partial_inputs(a: AggCall, batch: pa.RecordBatch | pa.Table):
     """(suffix, pyarrow aggregate, input values) for each partial column of ``a``;
     values None means "the group's row count" (COUNT(*) without FILTER).
@@ -217,9 +206,9 @@ def _partial_inputs(a: AggCall, batch: pa.RecordBatch | pa.Table):
         return [("", "count", masked(_col(batch, a.arg)))]
     values = masked(_col(batch, a.arg))
     if a.func == "SUM":
-        return [("", "sum", _arg_for_sum(values))]
+        return [("", "sum", sum_input(values))]
     if a.func == "AVG":
-        return [("_s", "sum", _arg_for_sum(values)), ("_c", "count", values)]
+        return [("_s", "sum", sum_input(values)), ("_c", "count", values)]
     return [("", a.func.lower(), values)]
 
 
@@ -241,26 +230,10 @@ def _final(i: int, a: AggCall, merged: pa.Table) -> pa.Array:
             return pc.fill_null(_col(merged, f"{v}_count"), 0)
         if a.func == "SUM":
             return _col(merged, f"{v}_sum")
-        return _average(_col(merged, f"{v}_sum"), _col(merged, f"{v}_count"), a.type)
+        return average(_col(merged, f"{v}_sum"), _col(merged, f"{v}_count"), a.type)
     p = f"p{i}"
     if a.func == "AVG":
-        return _average(_col(merged, f"{p}_s_sum"), _col(merged, f"{p}_c_sum"), a.type)
+        return average(_col(merged, f"{p}_s_sum"), _col(merged, f"{p}_c_sum"), a.type)
     if a.func == "COUNT":
         return pc.fill_null(_col(merged, f"{p}_sum"), 0)
     return _col(merged, f"{p}_{'sum' if a.func == 'SUM' else a.func.lower()}")
-
-
-def _average(total: pa.Array, count: pa.Array, out: pa.DataType) -> pa.Array:
-    """SUM / COUNT in the result type: integer division truncates, as Flink's AVG does."""
-    count = count.cast(pa.int64())
-    safe = pc.if_else(pc.equal(count, 0), pa.scalar(None, pa.int64()), count)
-    if pa.types.is_integer(out):
-        return pc.divide(total.cast(pa.int64()), safe).cast(out)
-    if pa.types.is_decimal(out):
-        # Exact decimal division needs headroom: divide in DECIMAL256, round HALF_UP.
-        digits = total.type.precision - total.type.scale + out.scale
-        wide = total.cast(pa.decimal256(min(digits, 56), out.scale))
-        quotient = pc.divide(wide, safe.cast(pa.decimal256(19, 0)))
-        rounded = pc.round(quotient, ndigits=out.scale, round_mode="half_up")
-        return rounded.cast(out, safe=False)
-    return pc.divide(total.cast(pa.float64()), safe.cast(pa.float64()))

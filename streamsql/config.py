@@ -29,6 +29,24 @@ SETTINGS: tuple[Option, ...] = (
         help="an input quiet for this long stops holding back the watermark (0: never)",
     ),
     Option(
+        "table.exec.mini-batch.enabled",
+        "bool",
+        True,
+        help="let updating operators apply many micro-batches to their state at once",
+    ),
+    Option(
+        "table.exec.mini-batch.size",
+        "int",
+        1_048_576,
+        help="most input rows an updating operator holds before it updates its state",
+    ),
+    Option(
+        "table.exec.mini-batch.allow-latency",
+        "duration",
+        1000,
+        help="longest an updating operator holds rows back (also flushed when input is idle)",
+    ),
+    Option(
         "table.exec.state.ttl",
         "duration",
         0,

@@ -37,7 +37,8 @@ def test_print_shows_the_changelog(monkeypatch):
 
     monkeypatch.chdir(ROOT)
     out = io.StringIO()
-    s = streamsql.Session(settings={"execution.batch-size": "1000"}, stdout=out)
+    settings = {"execution.batch-size": "1000", "table.exec.mini-batch.enabled": "false"}
+    s = streamsql.Session(settings=settings, stdout=out)
     s.execute(
         BIDS + "CREATE TABLE shown (auction BIGINT, n BIGINT) WITH ('connector' = 'print');"
         "INSERT INTO shown SELECT auction, COUNT(*) FROM bids WHERE auction = 1008 "
@@ -50,6 +51,22 @@ def test_print_shows_the_changelog(monkeypatch):
     assert counts[1] == counts[0] and counts[3] == counts[2]  # -U repeats what it retracts
     total = s.query("SELECT COUNT(*) AS n FROM bids WHERE auction = 1008").column("n")
     assert counts[-1] == total.to_pylist()[0] and counts[0] < counts[2] < counts[4]
+
+
+def test_mini_batches_emit_fewer_changes(monkeypatch):
+    from tests.slt.runner import ROOT
+
+    monkeypatch.chdir(ROOT)
+    out = io.StringIO()
+    s = streamsql.Session(settings={"execution.batch-size": "1000"}, stdout=out)
+    s.execute(
+        BIDS + "CREATE TABLE shown (auction BIGINT, n BIGINT) WITH ('connector' = 'print');"
+        "INSERT INTO shown SELECT auction, COUNT(*) FROM bids WHERE auction = 1008 "
+        "GROUP BY auction;"
+    )
+    total = s.query("SELECT COUNT(*) AS n FROM bids WHERE auction = 1008").column("n")
+    # The three batches of a fast file are one mini-batch: only the final count is shown.
+    assert out.getvalue().splitlines() == [f"+I[1008, {total.to_pylist()[0]}]"]
 
 
 def test_duckdb_table_holds_the_current_result(session, tmp_path):

@@ -46,10 +46,13 @@ class Driver:
         stops the job cleanly: sinks publish what they have written.
         """
         self._open()
+        latency = self._allowed_latency()
+        last_flush = time.monotonic()
         try:
             active = list(self.sources)
+            full = self.job.settings.batch_size
             while active and not self.stopped:
-                progressed = False
+                progressed = backlog = False
                 for src in list(active):
                     batch = self._read(src)
                     if batch is None:
@@ -59,6 +62,13 @@ class Driver:
                     elif batch.num_rows:
                         self._source_batch(src, batch)
                         progressed = True
+                        backlog = backlog or batch.num_rows >= full
+                now = time.monotonic()
+                # Held-back rows wait only while a source has a backlog (a full batch came),
+                # and never longer than the allowed latency.
+                if not backlog or now - last_flush >= latency:
+                    self._flush_all()
+                    last_flush = now
                 if not progressed:
                     time.sleep(IDLE_SLEEP_S)
                 yield
@@ -101,6 +111,16 @@ class Driver:
         src.reader.close()
         self._advance(src, MAX_WATERMARK)
         self._close(src)
+
+    def _allowed_latency(self) -> float:
+        settings = self.job.settings
+        return settings["table.exec.mini-batch.allow-latency"] / 1000.0
+
+    def _flush_all(self) -> None:
+        """Ask every instance, upstream first, for what it holds back."""
+        for inst in self.job.all_instances():
+            if not inst.closed:
+                self._emit(inst, inst.chain.flush())
 
     # -- moving batches and watermarks -------------------------------------------------------
 

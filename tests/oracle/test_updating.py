@@ -13,7 +13,9 @@ from tests.oracle.data import DDL_COLUMNS, write_dataset
 from tests.oracle.test_oracle import _rows, duckdb_rows
 
 PARALLELISM = (1, 2, 4)
-BATCH_SIZES = (1, 7, 65536)
+#: (batch size, mini-batch size): 0 applies every batch to state on its own, so that the
+#: finest changelogs are checked; the last applies mini-batches of several batches.
+BATCHING = ((1, 0), (7, 0), (65536, 0), (7, 20))
 
 TOP = "SELECT *, ROW_NUMBER() OVER (PARTITION BY {p} ORDER BY {o}) AS rn FROM {src}"
 
@@ -134,10 +136,14 @@ def dataset(tmp_path_factory):
     return write_dataset(tmp_path_factory.mktemp("bids_updating"), rows=150)
 
 
-def streamed(directory, sql: str, parallelism: int, batch_size: int):
-    session = streamsql.connect(
-        settings={"parallelism.default": str(parallelism), "execution.batch-size": str(batch_size)}
-    )
+def streamed(directory, sql: str, parallelism: int, batching: tuple[int, int]):
+    batch_size, mini_batch = batching
+    settings = {"parallelism.default": str(parallelism), "execution.batch-size": str(batch_size)}
+    if mini_batch:
+        settings["table.exec.mini-batch.size"] = str(mini_batch)
+    else:
+        settings["table.exec.mini-batch.enabled"] = "false"
+    session = streamsql.connect(settings=settings)
     session.execute(
         f"CREATE TABLE bids ({DDL_COLUMNS}) WITH ('connector' = 'filesystem', "
         f"'path' = '{directory}', 'format' = 'parquet')"
@@ -151,12 +157,12 @@ def streamed(directory, sql: str, parallelism: int, batch_size: int):
     return _rows(columns), mode
 
 
-@pytest.mark.parametrize("batch_size", BATCH_SIZES)
+@pytest.mark.parametrize("batching", BATCHING, ids=lambda b: f"b{b[0]}m{b[1]}")
 @pytest.mark.parametrize("parallelism", PARALLELISM)
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_final_state_matches_duckdb(dataset, case, parallelism, batch_size):
+def test_final_state_matches_duckdb(dataset, case, parallelism, batching):
     ours, theirs = CASES[case]
-    got, mode = streamed(dataset, ours, parallelism, batch_size)
+    got, mode = streamed(dataset, ours, parallelism, batching)
     assert got == duckdb_rows(dataset, theirs)
     assert len(got) > 0
     assert mode.updating == (case != "window_top2")

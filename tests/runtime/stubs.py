@@ -30,7 +30,13 @@ class Input(PlanNode):
         return self.rowtime
 
 
-def context(instance: int = 0) -> OperatorContext:
+def context(instance: int = 0, **settings: str) -> OperatorContext:
+    """A context with default settings, changed by ``settings`` (pass them as
+    ``**{"key": "value"}``, as SET spells them).
+    """
+    values = Settings.defaults()
+    for key, value in settings.items():
+        values.set(key, value)
     return OperatorContext(
         task_id=1,
         node_index=0,
@@ -38,7 +44,7 @@ def context(instance: int = 0) -> OperatorContext:
         parallelism=1,
         state=StateStore(duck.connect(), prefix="test_"),
         metrics=OperatorMetrics(1, instance, "op"),
-        settings=Settings.defaults(),
+        settings=values,
     )
 
 

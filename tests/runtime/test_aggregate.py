@@ -7,9 +7,14 @@ import pyarrow as pa
 from streamsql.plan.changelog import RETRACT, Changelog
 from streamsql.plan.nodes import AggCall, Aggregate
 from streamsql.runtime.operators.aggregate import AggregateOperator
-from tests.runtime.stubs import Input, opened
+from tests.runtime.stubs import Input, context, opened
 
 KINDS = {0: "+I", 1: "-U", 2: "+U", 3: "-D"}
+
+
+def opened_now(op: AggregateOperator) -> AggregateOperator:
+    """The operator applying every batch at once (no mini-batch)."""
+    return opened(op, context(**{"table.exec.mini-batch.enabled": "false"}))
 
 
 class ChangingInput(Input):
@@ -47,7 +52,7 @@ def run(op, batch) -> list[tuple]:
 
 
 def test_max_after_the_current_maximum_is_retracted():
-    op = opened(
+    op = opened_now(
         AggregateOperator(
             node(AggCall("MAX", "v", "m", pa.int64()), AggCall("MIN", "v", "lo", pa.int64()))
         )
@@ -58,14 +63,14 @@ def test_max_after_the_current_maximum_is_retracted():
 
 
 def test_count_distinct_forgets_a_value_only_with_its_last_copy():
-    op = opened(AggregateOperator(node(AggCall("COUNT", "v", "d", pa.int64(), distinct=True))))
+    op = opened_now(AggregateOperator(node(AggCall("COUNT", "v", "d", pa.int64(), distinct=True))))
     run(op, changes(("+I", "a", 1), ("+I", "a", 1), ("+I", "a", 2)))
     assert run(op, changes(("-D", "a", 1))) == []  # one copy of 1 is left: still 2 values
     assert run(op, changes(("-D", "a", 1))) == [("-U", "a", 2), ("+U", "a", 1)]
 
 
 def test_a_group_that_empties_is_deleted_and_can_come_back():
-    op = opened(
+    op = opened_now(
         AggregateOperator(
             node(AggCall("COUNT", None, "n", pa.int64()), AggCall("SUM", "v", "s", pa.int64()))
         )
@@ -77,14 +82,14 @@ def test_a_group_that_empties_is_deleted_and_can_come_back():
 
 
 def test_unchanged_results_are_not_emitted_and_pairs_cancel_in_a_batch():
-    op = opened(AggregateOperator(node(AggCall("MAX", "v", "m", pa.int64()))))
+    op = opened_now(AggregateOperator(node(AggCall("MAX", "v", "m", pa.int64()))))
     run(op, changes(("+I", "a", 5)))
     assert run(op, changes(("+I", "a", 3))) == []
     assert run(op, changes(("+I", "b", 1), ("-D", "b", 1))) == []
 
 
 def test_null_keys_and_filter_with_retractions():
-    op = opened(
+    op = opened_now(
         AggregateOperator(
             node(
                 AggCall("COUNT", None, "n", pa.int64(), filter="f"),
@@ -98,7 +103,7 @@ def test_null_keys_and_filter_with_retractions():
 
 
 def test_sum_becomes_null_when_its_last_value_goes():
-    op = opened(
+    op = opened_now(
         AggregateOperator(
             node(AggCall("SUM", "v", "s", pa.int64()), AggCall("COUNT", None, "n", pa.int64()))
         )
@@ -108,9 +113,27 @@ def test_sum_becomes_null_when_its_last_value_goes():
 
 
 def test_global_aggregate_over_inserts():
-    op = opened(
+    op = opened_now(
         AggregateOperator(node(AggCall("COUNT", None, "n", pa.int64()), keys=(), updating=False))
     )
     batch = pa.record_batch({"k": ["x", "y"], "v": [1, 2], "f": [True, True]})
     assert run(op, batch) == [("+I", 2)]
     assert run(op, batch) == [("-U", 2), ("+U", 4)]
+
+
+def test_a_mini_batch_waits_for_flush_and_applies_everything_at_once():
+    op = opened(AggregateOperator(node(AggCall("COUNT", None, "n", pa.int64()))))
+    assert run(op, changes(("+I", "a", 1))) == []
+    assert run(op, changes(("+I", "a", 2))) == []
+    out = [(KINDS[r.pop("_op")], *r.values()) for b in op.flush() for r in b.to_pylist()]
+    assert out == [("+I", "a", 2)]  # one change for the whole mini-batch
+    assert list(op.flush()) == []
+
+
+def test_a_full_mini_batch_applies_without_waiting():
+    op = opened(
+        AggregateOperator(node(AggCall("COUNT", None, "n", pa.int64()))),
+        context(**{"table.exec.mini-batch.size": "3"}),
+    )
+    assert run(op, changes(("+I", "a", 1), ("+I", "a", 1))) == []
+    assert run(op, changes(("+I", "a", 1))) == [("+I", "a", 3)]

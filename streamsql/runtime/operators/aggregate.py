@@ -61,8 +61,30 @@ class AggregateOperator(Operator):
         ttl = ctx.settings["table.exec.state.ttl"] if ctx.settings is not None else 0
         self.ttl_ms = int(ttl or 0)
         self.next_sweep = 0.0
+        settings = ctx.settings
+        enabled = settings is None or settings["table.exec.mini-batch.enabled"]
+        self.mini_batch = settings["table.exec.mini-batch.size"] if enabled and settings else 1
+        self.held: list[pa.RecordBatch] = []
+        self.held_rows = 0
 
     def process_batch(self, batch: pa.RecordBatch, input_index: int) -> Iterable[pa.RecordBatch]:
+        """Hold the batch in the mini-batch; apply the mini-batch once it is big enough."""
+        self.held.append(batch)
+        self.held_rows += batch.num_rows
+        return self.flush() if self.held_rows >= self.mini_batch else ()
+
+    def flush(self) -> Iterable[pa.RecordBatch]:
+        if not self.held:
+            return ()
+        batch = pa.Table.from_batches(self.held).combine_chunks().to_batches()
+        self.held, self.held_rows = [], 0
+        return self._apply(batch[0]) if batch else ()
+
+    def close(self) -> Iterable[pa.RecordBatch]:
+        return self.flush()
+
+    def _apply(self, batch: pa.RecordBatch) -> list[pa.RecordBatch]:
+        """Bring the state up to date with ``batch`` and return the changes of results."""
         if self.ttl_ms:
             self._expire()
         delta = self._delta(batch)

@@ -59,7 +59,13 @@ class Operator:
         return ()
 
     def on_barrier(self, epoch: int) -> None:
-        """Flush state for checkpoint ``epoch``."""
+        """Flush state for checkpoint ``epoch`` (the driver has called ``flush`` first)."""
+
+    def flush(self) -> Iterable[pa.RecordBatch]:
+        """Emit what the operator holds back to work in bigger pieces (a mini-batch): the
+        driver calls this when its inputs are idle and at least every allowed latency.
+        """
+        return ()
 
     def close(self) -> Iterable[pa.RecordBatch]:
         """End of input (after the final +inf watermark)."""

@@ -54,6 +54,12 @@ class Chain(Operator):
             out.extend(self._forward(i, op.on_watermark(watermark)))
         return out
 
+    def flush(self) -> list[pa.RecordBatch]:
+        out: list[pa.RecordBatch] = []
+        for i, op in enumerate(self.ops):
+            out.extend(self._forward(i, op.flush()))
+        return out
+
     def on_barrier(self, epoch: int) -> None:
         for op in self.ops:
             op.on_barrier(epoch)

@@ -7,6 +7,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from streamsql.plan.nodes import SortKey
+from streamsql.runtime.operators.group_keys import GroupKeys
 
 #: Arrival order of stored rows: ties in the ORDER BY keep the earlier row first.
 SEQ = "__seq"
@@ -53,3 +54,34 @@ def row_numbers(ordered: pa.Table, partition: list[str]) -> np.ndarray:
     idx = np.arange(n, dtype=np.int64)
     first = np.maximum.accumulate(np.where(starts, idx, 0))
     return idx - first + 1
+
+
+class StoredRows:
+    """Rows in the form rankings keep them: partition key columns (NULL-free, see
+    GroupKeys), the row itself, an arrival number, and any extra columns.
+    """
+
+    def __init__(
+        self,
+        partition_keys: tuple[str, ...],
+        schema: pa.Schema,
+        extra: tuple[pa.Field, ...] = (),
+    ) -> None:
+        self.partition = GroupKeys(partition_keys, schema)
+        self.pk = list(self.partition.state_columns)
+        self.columns = list(schema.names)
+        stored = self.partition.state_schema()
+        for f in [*schema, pa.field(SEQ, pa.int64()), *extra]:
+            stored = stored.append(f)
+        self.schema = stored
+        self.next_seq = 0
+
+    def of(self, batch: pa.RecordBatch, **extra: pa.Array) -> pa.Table:
+        """A batch in stored form; its rows are numbered after every earlier row."""
+        cols = self.partition.state_arrays(batch)
+        for name in self.columns:
+            cols[name] = batch.column(name)
+        cols[SEQ] = pa.array(np.arange(self.next_seq, self.next_seq + batch.num_rows))
+        self.next_seq += batch.num_rows
+        cols.update(extra)
+        return pa.Table.from_pydict(cols, schema=self.schema)

@@ -21,7 +21,7 @@ from streamsql.plan.changelog import DELETE, INSERT, OP, OP_TYPE, UPDATE_AFTER, 
 from streamsql.plan.nodes import TopN
 from streamsql.runtime.operators.base import Operator, OperatorContext
 from streamsql.runtime.operators.group_keys import GroupKeys
-from streamsql.runtime.operators.ranking import SEQ, rank_within, row_numbers
+from streamsql.runtime.operators.ranking import SEQ, StoredRows, rank_within, row_numbers
 from streamsql.state.store import quote
 
 
@@ -29,23 +29,19 @@ class TopNOperator(Operator):
     def __init__(self, node: TopN) -> None:
         self.node = node
         schema = node.input.schema
-        self.partition = GroupKeys(node.partition_keys, schema)
-        self.pk = list(self.partition.state_columns)
-        self.columns = list(schema.names)
+        self.stored = StoredRows(node.partition_keys, schema)
+        self.pk = self.stored.pk
+        self.columns = self.stored.columns
+        self.stored_schema = self.stored.schema
         self.limit = node.limit
         self.retracting = node.input.mode.updating
         # A retraction takes back a row equal to it in every column (matching on an upsert
         # key alone would let a -U take the +U that follows it in the same batch).
         self.match = GroupKeys(tuple(schema.names), schema) if self.retracting else None
         self.schema = node.schema
-        self.next_seq = 0
 
     def open(self, ctx: OperatorContext) -> None:
         super().open(ctx)
-        stored = self.partition.state_schema()
-        for f in self.node.input.schema:
-            stored = stored.append(f)
-        self.stored_schema = stored.append(pa.field(SEQ, pa.int64()))
         name = f"{ctx.state_prefix}_topn_rows_i{ctx.instance}"
         self.table = ctx.state.create(name, self.stored_schema)
 
@@ -53,7 +49,7 @@ class TopNOperator(Operator):
         return {"topn_state_rows": self.ctx.state.row_count(self.table)}
 
     def process_batch(self, batch: pa.RecordBatch, input_index: int) -> Iterable[pa.RecordBatch]:
-        incoming = self._with_partition(batch)
+        incoming = self.stored.of(batch)
         sign = signs(batch.column(OP)) if OP in batch.schema.names else None
         touched = (
             pa.table({k: incoming.column(k) for k in self.pk})
@@ -73,16 +69,6 @@ class TopNOperator(Operator):
         return self._changes(old_top, old_ranks, new_top, new_ranks)
 
     # -- pieces ----------------------------------------------------------------------------
-
-    def _with_partition(self, batch: pa.RecordBatch) -> pa.Table:
-        """Stored-row form of a batch: partition key columns, the row, an arrival number."""
-        cols = self.partition.state_arrays(batch)
-        for name in self.columns:
-            cols[name] = batch.column(name)
-        seq = np.arange(self.next_seq, self.next_seq + batch.num_rows, dtype=np.int64)
-        self.next_seq += batch.num_rows
-        cols[SEQ] = pa.array(seq)
-        return pa.Table.from_pydict(cols, schema=self.stored_schema)
 
     def _load(self, touched: pa.Table) -> pa.Table:
         on = " AND ".join(f"s.{quote(k)} = t.{quote(k)}" for k in self.pk)

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import numpy as np
 import pyarrow as pa
 
 from streamsql.plan.nodes import WindowTopN
 from streamsql.runtime.operators.base import Operator, OperatorContext
-from streamsql.runtime.operators.group_keys import GroupKeys
-from streamsql.runtime.operators.ranking import SEQ, rank_within
+from streamsql.runtime.operators.ranking import StoredRows, rank_within
 from streamsql.runtime.operators.window_state import WindowState, fire_limit
 from streamsql.runtime.timeutil import MIN_WATERMARK, to_ms
 
@@ -20,21 +18,17 @@ from streamsql.runtime.timeutil import MIN_WATERMARK, to_ms
 class WindowTopNOperator(Operator):
     def __init__(self, node: WindowTopN) -> None:
         self.node = node
-        schema = node.input.schema
-        self.partition = GroupKeys(node.partition_keys, schema)
-        self.pk = list(self.partition.state_columns)
-        self.columns = list(schema.names)
+        self.stored = StoredRows(
+            node.partition_keys, node.input.schema, (pa.field("we", pa.int64()),)
+        )
+        self.pk = self.stored.pk
+        self.columns = self.stored.columns
         self.schema = node.schema
-        self.next_seq = 0
 
     def open(self, ctx: OperatorContext) -> None:
         super().open(ctx)
-        stored = self.partition.state_schema()
-        for f in self.node.input.schema:
-            stored = stored.append(f)
-        stored = stored.append(pa.field(SEQ, pa.int64())).append(pa.field("we", pa.int64()))
+        stored = self.stored.schema
         table = ctx.state.create(f"{ctx.state_prefix}_window_topn_rows_i{ctx.instance}", stored)
-        self.stored_schema = stored
         self.windows = WindowState(ctx.state, {"rows": table}, {"rows": stored})
 
     def process_batch(self, batch: pa.RecordBatch, input_index: int) -> Iterable[pa.RecordBatch]:
@@ -45,13 +39,7 @@ class WindowTopNOperator(Operator):
             if late.any():
                 self.ctx.metrics.late_rows_dropped += int(late.sum())
                 batch, ends = batch.filter(pa.array(~late)), ends[~late]
-        cols = self.partition.state_arrays(batch)
-        for name in self.columns:
-            cols[name] = batch.column(name)
-        cols[SEQ] = pa.array(np.arange(self.next_seq, self.next_seq + batch.num_rows))
-        self.next_seq += batch.num_rows
-        cols["we"] = pa.array(ends, pa.int64())
-        self.windows.add("rows", pa.Table.from_pydict(cols, schema=self.stored_schema))
+        self.windows.add("rows", self.stored.of(batch, we=pa.array(ends, pa.int64())))
         return ()
 
     def on_watermark(self, watermark: int) -> Iterable[pa.RecordBatch]:

@@ -12,6 +12,7 @@ partials in one group-by, as extra rows whose other columns are NULL.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import numpy as np
@@ -38,6 +39,10 @@ class WindowAggOperator(Operator):
         self.plain = [(i, a) for i, a in enumerate(node.aggs) if not a.distinct]
         self.distinct = [(i, a) for i, a in enumerate(node.aggs) if a.distinct]
         self.schema = node.schema
+        # A HOP window aggregate keeps partials per pane (a slide-long slice): a row is
+        # aggregated once, and each window combines the size/slide panes it covers.
+        self.panes = node.assigns and node.window.kind == "HOP"
+        self.fired_through = MIN_WATERMARK  # end of the last window fired (panes only)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -58,10 +63,84 @@ class WindowAggOperator(Operator):
         return ()
 
     def on_watermark(self, watermark: int) -> Iterable[pa.RecordBatch]:
-        if not self.windows.due(watermark):
-            return ()
-        merged = self._merge(self.windows.take(watermark))
-        return merged.to_batches() if merged.num_rows else ()
+        limit = fire_limit(watermark)
+        merged = self._fire_panes(limit) if self.panes else self._fire(limit)
+        return merged.to_batches() if merged is not None and merged.num_rows else ()
+
+    def _fire_panes(self, limit: int) -> pa.Table | None:
+        """Fire the HOP windows ending by ``limit``: each combines the panes it covers;
+        panes that no later window needs are dropped.
+        """
+        slide, size = self.spec.slide_ms, self.spec.size_ms
+        if not self.windows.pending:
+            return None
+        first = max(min(self.windows.pending), self.fired_through + slide)
+        last = min(limit, max(self.windows.pending) + size - slide)  # later ones are empty
+        if first > last:
+            return None
+        last = first + (last - first) // slide * slide
+        # Windows fire in groups of about sqrt(size/slide): each group combines its shared
+        # panes once, and each window adds the group's few others (g panes per window
+        # instead of size/slide).
+        group = max(1, round(math.sqrt(size // slide))) * slide
+        fired = []
+        start = first
+        while start <= last:
+            end = min(last, start + group - slide)
+            fired.append(self._fire_group(start, end))
+            start = end + slide
+        self.fired_through = last
+        self.windows.take(last - size + slide)  # panes whose every window has fired
+        return pa.concat_tables(fired)
+
+    def _fire_group(self, first: int, last: int) -> pa.Table:
+        """The windows ending in ``[first, last]``: the panes they all cover are combined
+        once, and each window adds only its own few panes to that.
+        """
+        slide, size = self.spec.slide_ms, self.spec.size_ms
+        panes = self.windows.read(first - size, last)
+        shared = {k: _between(rows, last - size, first) for k, rows in panes.items()}
+        common = self._combine(shared, we=first)
+        span = last - first + slide  # the combined row counts for every window of the group
+        per_window = {
+            k: pa.concat_tables(
+                [
+                    _into_windows(common[k], first, last, slide, span),
+                    _into_windows(_between(rows, None, last - size), first, last, slide, size),
+                    _into_windows(_between(rows, first, None), first, last, slide, size),
+                ]
+            )
+            for k, rows in panes.items()
+        }
+        return self._merge(per_window)
+
+    def _combine(self, parts: dict[str, pa.Table], we: int) -> dict[str, pa.Table]:
+        """Partials of several panes combined into one partial row per key (and distinct
+        values deduplicated), all stamped with window end ``we``.
+        """
+        out: dict[str, pa.Table] = {}
+        keys = self.key_cols
+        for kind, rows in parts.items():
+            if kind == "partials":
+                specs: list[tuple] = [("__n", "sum")]
+                for i, a in self.plain:
+                    specs += _merge_specs(i, a)
+                merged = rows.group_by(keys, use_threads=False).aggregate(specs)
+                names = {f"{s[0]}_{s[1]}": s[0] for s in specs}
+                merged = merged.rename_columns([names.get(c, c) for c in merged.column_names])
+            else:
+                value = next(c for c in rows.column_names if c.startswith("v"))
+                merged = rows.group_by([*keys, value], use_threads=False).aggregate([])
+            merged = merged.append_column("we", pa.array(np.full(merged.num_rows, we), pa.int64()))
+            out[kind] = merged.select(self.windows.schemas[kind].names).cast(
+                self.windows.schemas[kind]
+            )
+        return out
+
+    def _fire(self, limit: int) -> pa.Table | None:
+        if not self.windows.due(limit):
+            return None
+        return self._merge(self.windows.take(limit))
 
     def on_barrier(self, epoch: int) -> None:
         self.windows.flush()
@@ -84,6 +163,11 @@ class WindowAggOperator(Operator):
             times = to_ms(_col(batch, self.spec.time_col)).to_numpy(zero_copy_only=False)
             if self.spec.kind == "TUMBLE":  # one window per row: no repetition
                 ends = tumble_starts(times, self.spec) + self.spec.size_ms
+            elif self.panes:  # the pane (slide) a row falls in; windows are made of panes
+                slices = WindowSpec(
+                    "TUMBLE", self.spec.time_col, self.spec.slide_ms, 0, self.spec.offset_ms
+                )
+                ends = tumble_starts(times, slices) + self.spec.slide_ms
             else:
                 rows, _, ends = assign_windows(times, self.spec)
                 batch = batch.take(pa.array(rows))
@@ -91,7 +175,9 @@ class WindowAggOperator(Operator):
             ends = to_ms(_col(batch, "window_end")).to_numpy(zero_copy_only=False)
         wm = self.ctx.watermark
         if wm != MIN_WATERMARK and len(ends):
-            late = ends <= fire_limit(wm)
+            # Late: every window the row (or its pane) belongs to has fired.
+            last = ends + (self.spec.size_ms - self.spec.slide_ms) if self.panes else ends
+            late = last <= fire_limit(wm)
             n_late = int(late.sum())
             if n_late:
                 self.ctx.metrics.late_rows_dropped += n_late
@@ -170,6 +256,34 @@ class WindowAggOperator(Operator):
             for arr, f in zip(arrays, self.schema, strict=True)
         ]
         return pa.Table.from_arrays(out, schema=self.schema)
+
+
+def _between(rows: pa.Table, low: int | None, high: int | None) -> pa.Table:
+    """The pane rows with ``low < we <= high`` (None: unbounded on that side)."""
+    we = rows.column("we")
+    keep = None
+    if low is not None:
+        keep = pc.greater(we, low)
+    if high is not None:
+        upto = pc.less_equal(we, high)
+        keep = upto if keep is None else pc.and_(keep, upto)
+    return rows if keep is None else rows.filter(keep)
+
+
+def _into_windows(rows: pa.Table, first: int, last: int, slide: int, size: int) -> pa.Table:
+    """Pane rows repeated once per window (ending in ``[first, last]``) they belong to, with
+    ``we`` the window's end: a pane ending at p is part of the windows ending at p, p +
+    slide, ..., p + size - slide.
+    """
+    panes = rows.column("we").to_numpy(zero_copy_only=False)
+    low = np.maximum(panes, first)
+    high = np.minimum(panes + size - slide, last)
+    count = np.where(high >= low, (high - low) // slide + 1, 0)
+    take = np.repeat(np.arange(len(panes)), count)
+    starts = np.repeat(np.cumsum(count) - count, count)
+    ends = low[take] + (np.arange(len(take)) - starts) * slide
+    out = rows.take(pa.array(take))
+    return out.set_column(out.schema.get_field_index("we"), "we", pa.array(ends, pa.int64()))
 
 
 def window_starts(ends: np.ndarray, spec: WindowSpec) -> np.ndarray:

@@ -57,37 +57,44 @@ class WindowState:
                 chunks.clear()
         self.buffered = 0
 
-    def due(self, watermark: int) -> bool:
-        return bool(self.pending) and min(self.pending) <= fire_limit(watermark)
+    def due(self, limit: int) -> bool:
+        """Whether rows of a window ending at or before ``limit`` are held."""
+        return bool(self.pending) and min(self.pending) <= limit
 
-    def take(self, watermark: int) -> dict[str, pa.Table]:
-        """Remove and return every row of the windows the watermark closes."""
-        limit = fire_limit(watermark)
-        fired = {e for e in self.pending if e <= limit}
-        from_table = bool(fired & self.stored)
-        taken: dict[str, pa.Table] = {}
+    def take(self, limit: int) -> dict[str, pa.Table]:
+        """Remove and return every row whose ``we`` is at or before ``limit``."""
+        taken = self.read(None, limit)
+        gone = {e for e in self.pending if e <= limit}
         for kind, chunks in self.buffer.items():
-            parts, rest = [], []
-            for chunk in chunks:
-                done = pc.less_equal(chunk.column("we"), limit)
-                parts.append(chunk.filter(done))
-                left = chunk.filter(pc.invert(done))
-                if left.num_rows:
-                    rest.append(left)
-            self.buffer[kind] = rest
-            if from_table:
-                table = quote(self.tables[kind])
-                parts.append(self.state.query(f"SELECT * FROM {table} WHERE we <= {limit}"))
-            schema = self.schemas[kind]
-            taken[kind] = pa.concat_tables([schema.empty_table(), *(p.cast(schema) for p in parts)])
-        if from_table:
-            where = "" if fired >= self.stored else f" WHERE we <= {limit}"
+            rest = [c.filter(pc.greater(c.column("we"), limit)) for c in chunks]
+            self.buffer[kind] = [c for c in rest if c.num_rows]
+        if gone & self.stored:
+            where = "" if gone >= self.stored else f" WHERE we <= {limit}"
             for table in self.tables.values():
                 self.state.execute(f"DELETE FROM {quote(table)}{where}")
-            self.stored -= fired
-        self.pending -= fired
+            self.stored -= gone
+        self.pending -= gone
         self.buffered = sum(c.num_rows for chunks in self.buffer.values() for c in chunks)
         return taken
+
+    def read(self, low: int | None, high: int) -> dict[str, pa.Table]:
+        """The rows with ``low < we <= high`` (no lower bound for None), left in place."""
+
+        def wanted(we: pa.ChunkedArray | pa.Array) -> pa.Array:
+            upto = pc.less_equal(we, high)
+            return upto if low is None else pc.and_(upto, pc.greater(we, low))
+
+        in_table = any((low is None or e > low) and e <= high for e in self.stored)
+        where = f"we <= {high}" + ("" if low is None else f" AND we > {low}")
+        out: dict[str, pa.Table] = {}
+        for kind, chunks in self.buffer.items():
+            parts = [c.filter(wanted(c.column("we"))) for c in chunks]
+            if in_table:
+                table = quote(self.tables[kind])
+                parts.append(self.state.query(f"SELECT * FROM {table} WHERE {where}"))
+            schema = self.schemas[kind]
+            out[kind] = pa.concat_tables([schema.empty_table(), *(p.cast(schema) for p in parts)])
+        return out
 
     def rows(self) -> int:
         return self.buffered + sum(self.state.row_count(t) for t in self.tables.values())

@@ -43,9 +43,10 @@ class WindowTopNOperator(Operator):
         return ()
 
     def on_watermark(self, watermark: int) -> Iterable[pa.RecordBatch]:
-        if not self.windows.due(watermark):
+        limit = fire_limit(watermark)
+        if not self.windows.due(limit):
             return ()
-        rows = self.windows.take(watermark)["rows"]
+        rows = self.windows.take(limit)["rows"]
         ordered, ranks = rank_within(rows, self.pk, self.node.order)
         keep = ranks <= self.node.limit
         top = ordered.filter(pa.array(keep)).select(self.columns)

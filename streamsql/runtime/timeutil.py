@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from streamsql.runtime.scalars import i64
 from streamsql.types import TIME_TYPE
 
 #: No watermark yet: every row is on time.
@@ -28,7 +29,7 @@ def to_ms(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     if pa.types.is_timestamp(t):
         raw = values.view(pa.int64())
         if t.unit == "s":
-            return pc.multiply(raw, 1000)
+            return pc.multiply(raw, i64(1000))
         per = _PER_MS[t.unit]
         if per == 1:
             return raw
@@ -36,7 +37,7 @@ def to_ms(values: pa.Array | pa.ChunkedArray) -> pa.Array:
         mask = raw.is_null().to_numpy(zero_copy_only=False) if raw.null_count else None
         return pa.array(np.floor_divide(arr, per), pa.int64(), mask=mask)
     if pa.types.is_date(t):
-        return pc.multiply(values.cast(pa.int32()).cast(pa.int64()), 86_400_000)
+        return pc.multiply(values.cast(pa.int32()).cast(pa.int64()), i64(86_400_000))
     return values.cast(pa.int64())
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from streamsql.runtime.scalars import ZERO
+
 
 def sum_input(values: pa.Array) -> pa.Array:
     """Values widened so that (partial) sums cannot overflow a narrower type: BIGINT,
@@ -21,7 +23,7 @@ def sum_input(values: pa.Array) -> pa.Array:
 def average(total: pa.Array, count: pa.Array, out: pa.DataType) -> pa.Array:
     """SUM / COUNT in the result type: integer division truncates, as Flink's AVG does."""
     count = count.cast(pa.int64())
-    safe = pc.if_else(pc.equal(count, 0), pa.scalar(None, pa.int64()), count)
+    safe = pc.if_else(pc.equal(count, ZERO), pa.scalar(None, pa.int64()), count)
     if pa.types.is_integer(out):
         return pc.divide(total.cast(pa.int64()), safe).cast(out)
     if pa.types.is_decimal(out):

@@ -23,6 +23,7 @@ from streamsql.plan.nodes import AggCall, Aggregate
 from streamsql.runtime.operators.accumulate import average, sum_input
 from streamsql.runtime.operators.base import Operator, OperatorContext
 from streamsql.runtime.operators.group_keys import GroupKeys
+from streamsql.runtime.scalars import ZERO
 from streamsql.state.store import quote
 
 _ONLY_VALID = pc.CountOptions(mode="only_valid")
@@ -205,7 +206,7 @@ class AggregateOperator(Operator):
             self.ctx.state.execute_with(
                 f"DELETE FROM {table} USING __vd d WHERE {same}", __vd=delta
             )
-            live = merged.filter(pc.greater(merged.column("cnt"), 0))
+            live = merged.filter(pc.greater(merged.column("cnt"), ZERO))
             self.ctx.state.append(self.values[i], live)
         touched = pa.table({k: cols[k] for k in pk}).group_by(pk, use_threads=False).aggregate([])
         on = " AND ".join(f"t.{quote(k)} = v.{quote(k)}" for k in pk)
@@ -236,7 +237,7 @@ class AggregateOperator(Operator):
                 case "SUM" | "AVG":
                     n = _plus(old.column(f"{name}_n"), delta.column(f"{name}_n"))
                     total = _plus(old.column(name), delta.column(name))
-                    out[name] = pc.if_else(pc.equal(n, 0), pa.nulls(len(n), total.type), total)
+                    out[name] = pc.if_else(pc.equal(n, ZERO), pa.nulls(len(n), total.type), total)
                     out[f"{name}_n"] = n
                 case "MIN":
                     out[name] = pc.min_element_wise(
@@ -270,7 +271,7 @@ class AggregateOperator(Operator):
         pk = self.keys.state_columns
         acc = quote(self.acc)
         stored = pc.is_valid(old.column("__n"))
-        live = pc.greater(new.column("__n"), 0)
+        live = pc.greater(new.column("__n"), ZERO)
         if pc.any(stored).as_py():
             same = " AND ".join(f"{acc}.{quote(k)} = n.{quote(k)}" for k in pk)
             keys = new.filter(stored).select(pk)
@@ -287,8 +288,8 @@ class AggregateOperator(Operator):
         """-U/+U for changed groups, +I for new ones, -D for emptied ones; a group whose
         result did not change emits nothing.
         """
-        had = pc.fill_null(pc.greater(old.column("__n"), 0), False)
-        has = pc.greater(new.column("__n"), 0)
+        had = pc.fill_null(pc.greater(old.column("__n"), ZERO), False)
+        has = pc.greater(new.column("__n"), ZERO)
         before = self._results(old)
         after = self._results(new)
         same = _rows_equal(before, after)
@@ -400,7 +401,7 @@ def _delta_inputs(i: int, a: AggCall, batch: pa.RecordBatch, sign: pa.Array | No
     values = masked(batch.column(a.arg))
     if a.func in ("SUM", "AVG"):
         wide = sum_input(values)
-        signed = wide if sign is None else pc.if_else(pc.less(sign, 0), pc.negate(wide), wide)
+        signed = wide if sign is None else pc.if_else(pc.less(sign, ZERO), pc.negate(wide), wide)
         if sign is None:
             count = (f"{name}_n", "count", values, _ONLY_VALID)
         else:

@@ -22,6 +22,7 @@ from streamsql.plan.nodes import TopN
 from streamsql.runtime.operators.base import Operator, OperatorContext
 from streamsql.runtime.operators.group_keys import GroupKeys
 from streamsql.runtime.operators.ranking import SEQ, StoredRows, rank_within, row_numbers
+from streamsql.runtime.scalars import ZERO
 from streamsql.state.store import quote
 
 
@@ -61,8 +62,8 @@ class TopNOperator(Operator):
         if sign is None:
             live = pa.concat_tables([stored, self._contenders(incoming, old_top, old_ranks)])
         else:
-            adds = incoming.filter(pc.greater(sign, 0))
-            removes = incoming.filter(pc.less(sign, 0))
+            adds = incoming.filter(pc.greater(sign, ZERO))
+            removes = incoming.filter(pc.less(sign, ZERO))
             live = self._retract(pa.concat_tables([stored, adds]), removes)
         new_top, new_ranks = self._top(live)
         self._save(touched, new_top if not self.retracting else live)

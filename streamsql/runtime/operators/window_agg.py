@@ -24,7 +24,11 @@ from streamsql.runtime.operators.accumulate import average, sum_input
 from streamsql.runtime.operators.base import Operator, OperatorContext
 from streamsql.runtime.operators.window_assign import assign_windows, tumble_starts
 from streamsql.runtime.operators.window_state import WindowState, fire_limit
+from streamsql.runtime.scalars import ONE, i64
 from streamsql.runtime.timeutil import MIN_WATERMARK, from_ms, to_ms
+
+# Windows covering at most this many panes fire by copying each pane into its windows.
+FEW_PANES = 8
 
 _ONLY_VALID = pc.CountOptions(mode="only_valid")
 
@@ -79,12 +83,15 @@ class WindowAggOperator(Operator):
         if first > last:
             return None
         last = first + (last - first) // slide * slide
-        # Windows fire in groups of about sqrt(size/slide): each group combines its shared
-        # panes once, and each window adds the group's few others (g panes per window
-        # instead of size/slide).
-        group = max(1, round(math.sqrt(size // slide))) * slide
-        fired = []
-        start = first
+        # With few panes per window, each pane is copied into its windows and all merge in
+        # one group-by. With many, windows fire in groups of about sqrt(size/slide): each
+        # group combines its shared panes once, and each window adds the group's few
+        # others (g panes per window instead of size/slide).
+        k = size // slide
+        fired, start = [], first
+        if k <= FEW_PANES:
+            fired, start = [self._fire_copies(first, last)], last + slide
+        group = max(1, round(math.sqrt(k))) * slide
         while start <= last:
             end = min(last, start + group - slide)
             fired.append(self._fire_group(start, end))
@@ -92,6 +99,14 @@ class WindowAggOperator(Operator):
         self.fired_through = last
         self.windows.take(last - size + slide)  # panes whose every window has fired
         return pa.concat_tables(fired)
+
+    def _fire_copies(self, first: int, last: int) -> pa.Table:
+        """The windows ending in ``[first, last]``: every pane copied into each of them."""
+        slide, size = self.spec.slide_ms, self.spec.size_ms
+        panes = self.windows.read(first - size, last)
+        return self._merge(
+            {k: _into_windows(rows, first, last, slide, size) for k, rows in panes.items()}
+        )
 
     def _fire_group(self, first: int, last: int) -> pa.Table:
         """The windows ending in ``[first, last]``: the panes they all cover are combined
@@ -248,7 +263,7 @@ class WindowAggOperator(Operator):
     def _output(self, merged: pa.Table) -> pa.Table:
         ends = _col(merged, "we")
         starts = window_starts(ends.to_numpy(zero_copy_only=False), self.spec)
-        arrays = [from_ms(starts), from_ms(ends), from_ms(pc.subtract(ends, 1))]
+        arrays = [from_ms(starts), from_ms(ends), from_ms(pc.subtract(ends, ONE))]
         arrays += [_col(merged, k) for k in self.key_cols]
         arrays += [_final(i, a, merged) for i, a in enumerate(self.node.aggs)]
         out = [
@@ -263,9 +278,9 @@ def _between(rows: pa.Table, low: int | None, high: int | None) -> pa.Table:
     we = rows.column("we")
     keep = None
     if low is not None:
-        keep = pc.greater(we, low)
+        keep = pc.greater(we, i64(low))
     if high is not None:
-        upto = pc.less_equal(we, high)
+        upto = pc.less_equal(we, i64(high))
         keep = upto if keep is None else pc.and_(keep, upto)
     return rows if keep is None else rows.filter(keep)
 

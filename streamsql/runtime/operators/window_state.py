@@ -11,6 +11,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from streamsql.runtime.scalars import i64
 from streamsql.state import StateStore
 from streamsql.state.store import quote
 
@@ -81,8 +82,8 @@ class WindowState:
         """The rows with ``low < we <= high`` (no lower bound for None), left in place."""
 
         def wanted(we: pa.ChunkedArray | pa.Array) -> pa.Array:
-            upto = pc.less_equal(we, high)
-            return upto if low is None else pc.and_(upto, pc.greater(we, low))
+            upto = pc.less_equal(we, i64(high))
+            return upto if low is None else pc.and_(upto, pc.greater(we, i64(low)))
 
         in_table = any((low is None or e > low) and e <= high for e in self.stored)
         where = f"we <= {high}" + ("" if low is None else f" AND we > {low}")

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from streamsql.connectors import blackhole, datagen, duckdb_table, filesystem, printer  # noqa: F401
+from streamsql.connectors import (  # noqa: F401
+    blackhole,
+    datagen,
+    duckdb_table,
+    filesystem,
+    memory,
+    printer,
+)
 from streamsql.connectors.base import REGISTRY, Connector
 
 

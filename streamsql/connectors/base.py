@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, TextIO
 
 import pyarrow as pa
@@ -19,6 +19,7 @@ class Option:
     ``name`` may hold one ``#`` standing for a column name, as in ``fields.#.kind``.
     ``kind`` is one of: string, int, bool, duration (e.g. '10 s', '500 ms', '1 min'),
     memory (e.g. '128 MB'), choice (one of ``choices``, case-insensitive), char.
+    ``minimum`` bounds an int, duration (ms) or memory (bytes) value from below.
     """
 
     name: str
@@ -27,6 +28,7 @@ class Option:
     required: bool = False
     choices: tuple[str, ...] = ()
     help: str = ""
+    minimum: int | None = None
 
     def matches(self, key: str) -> str | None:
         """The column name bound to ``#`` (or "" when the option has none) if ``key`` fits."""
@@ -36,6 +38,13 @@ class Option:
         if key.startswith(head) and key.endswith(tail) and len(key) > len(head) + len(tail):
             return key[len(head) : len(key) - len(tail)]
         return None
+
+
+#: How many parallel instances read a table (Flink's name); the planner asks
+#: ``Connector.scan_parallelism``. Connectors whose sources split their work list it.
+SCAN_PARALLELISM = Option(
+    "scan.parallelism", "int", minimum=1, help="parallel instances that read the table"
+)
 
 
 @dataclass(frozen=True)
@@ -95,6 +104,14 @@ class Source:
         """Continue from a position returned by position()."""
         raise NotImplementedError(f"{type(self).__name__} cannot resume from a position")
 
+    def watermark(self) -> int | None:
+        """A watermark (epoch ms) the source itself vouches for, beyond what its rows show.
+
+        For sources that know no earlier row can come (the driver takes the larger of this
+        and the rows' watermark). None: the source vouches for nothing.
+        """
+        return None
+
     def close(self) -> None:
         """Release files or handles."""
 
@@ -149,6 +166,16 @@ class Connector:
     def is_bounded(self, table: TableContext) -> bool:
         return True
 
+    def scan_parallelism(self, table: TableContext) -> int | None:
+        """The table's 'scan.parallelism' (instances that read it), None when not set.
+
+        None too when the connector takes no such option (validation reports it as unknown).
+        """
+        raw = table.options.get(SCAN_PARALLELISM.name)
+        if raw is None or SCAN_PARALLELISM not in self.options_for("source", table.options):
+            return None
+        return parse_value(SCAN_PARALLELISM, SCAN_PARALLELISM.name, raw)
+
     def create_source(self, table: TableContext, ctx: SourceContext) -> Source:
         raise ConfigError(f"connector {self.name!r} cannot be read from", option="connector")
 
@@ -178,6 +205,7 @@ _DURATION_MS = {
 }
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|bytes|kb|k|mb|m|gb|g)?\s*$", re.IGNORECASE)
 _MEMORY_BYTES = {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+_UNITS = {"int": "", "duration": " ms", "memory": " bytes"}  # kinds a minimum applies to
 
 
 def parse_duration_ms(text: str) -> int:
@@ -214,6 +242,12 @@ def parse_memory_bytes(text: str) -> int:
 def parse_value(option: Option, key: str, raw: str) -> Any:
     """One option's value converted to its kind, or a ConfigError naming the option."""
     try:
+        if option.minimum is not None and option.kind in _UNITS:
+            value = parse_value(replace(option, minimum=None), key, raw)
+            if value < option.minimum:
+                least = f"{option.minimum}{_UNITS[option.kind]}"
+                raise ValueError(f"{raw!r} is less than the minimum ({least})")
+            return value
         if option.kind == "int":
             return int(raw)
         if option.kind == "bool":

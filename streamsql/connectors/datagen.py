@@ -1,7 +1,8 @@
 """The datagen connector: random or sequential rows at a limited rate, as Flink's datagen.
 
 Options (Flink's names): 'rows-per-second' (default 10000, for the whole table),
-'number-of-rows' (absent: unbounded), and per column 'fields.<col>.kind' (random | sequence),
+'number-of-rows' (absent: unbounded), 'scan.parallelism' (instances that generate, each its
+share of the rows and of the rate), and per column 'fields.<col>.kind' (random | sequence),
 '.min'/'.max', '.max-past', '.length', '.start'/'.end', '.null-rate'. Not in Flink: 'seed'
 (default 0) makes the random values reproducible. A table is bounded when 'number-of-rows'
 is set or a column is a sequence (it ends with the first exhausted sequence).
@@ -16,6 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from streamsql.connectors.base import (
+    SCAN_PARALLELISM,
     Connector,
     Option,
     Source,
@@ -108,6 +110,7 @@ class DatagenConnector(Connector):
         Option("rows-per-second", "int", 10000, help="rows per second for the whole table"),
         Option("number-of-rows", "int", help="rows in total (absent: unbounded)"),
         Option("seed", "int", 0, help="seed of the random values (not in Flink)"),
+        SCAN_PARALLELISM,
         Option("fields.#.kind", "choice", choices=("random", "sequence")),
         Option("fields.#.min", "string", help="smallest random value"),
         Option("fields.#.max", "string", help="largest random value"),

@@ -1,10 +1,12 @@
 """The filesystem connector: csv, json (lines) and parquet files, read and written.
 
 Options follow Flink's names: 'path', 'format', the format's own options ('csv.*', 'json.*',
-'parquet.compression'), 'sink.rolling-policy.file-size' and
-'sink.rolling-policy.rollover-interval'. 'format.ignore-parse-errors' (not in Flink) skips
-malformed rows whatever the format. As in Flink, a table may carry both reading and writing
-options (it can be read and written); only the format's own options are accepted.
+'parquet.compression'), 'source.monitor-interval' (set: the directory is watched for new
+files and the table is unbounded, see fs_monitor), 'scan.parallelism',
+'sink.rolling-policy.file-size' and 'sink.rolling-policy.rollover-interval'.
+'format.ignore-parse-errors' (not in Flink) skips malformed rows whatever the format. As in
+Flink, a table may carry both reading and writing options (it can be read and written); only
+the format's own options are accepted.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 
 from streamsql.connectors.base import (
+    SCAN_PARALLELISM,
     Connector,
     Option,
     Sink,
@@ -35,6 +38,7 @@ from streamsql.connectors.formats.writers import (
     encode_csv,
     encode_json,
 )
+from streamsql.connectors.fs_monitor import MonitoredFileSource
 from streamsql.connectors.fs_sink import FileSink
 from streamsql.connectors.fs_source import FileSource
 from streamsql.errors import ConfigError
@@ -46,7 +50,17 @@ COMMON = (
     Option("path", required=True, help="a file or directory"),
     Option("format", "choice", required=True, choices=FORMATS, help="csv, json or parquet"),
 )
-READING = (Option("format.ignore-parse-errors", "bool", False, help="skip malformed rows"),)
+MONITOR_INTERVAL = Option(
+    "source.monitor-interval",
+    "duration",
+    minimum=1,
+    help="watch the directory: list it again this often and read new files (unbounded)",
+)
+READING = (
+    Option("format.ignore-parse-errors", "bool", False, help="skip malformed rows"),
+    MONITOR_INTERVAL,
+    SCAN_PARALLELISM,
+)
 WRITING = (
     Option("sink.rolling-policy.file-size", "memory", 128 << 20),
     Option("sink.rolling-policy.rollover-interval", "duration", 30 * 60_000),
@@ -131,7 +145,20 @@ class FilesystemConnector(Connector):
         ignore = opts["format.ignore-parse-errors"] or opts.get(f"{fmt}.ignore-parse-errors", False)
         batch_size = max(1, ctx.batch_size)
         spec = ReadSpec(table.schema, tuple(ctx.columns), opts, batch_size, bool(ignore))
+        interval = opts.get(MONITOR_INTERVAL.name)
+        if interval is not None:
+            return MonitoredFileSource(
+                opts["path"], fmt, spec, ctx.instance, ctx.parallelism, interval
+            )
         return FileSource(opts["path"], fmt, spec, ctx.instance, ctx.parallelism)
+
+    def is_bounded(self, table: TableContext) -> bool:
+        return MONITOR_INTERVAL.name not in table.options
+
+    def describe(self, table: TableContext) -> str:
+        keys = ("path", "format", MONITOR_INTERVAL.name)
+        inner = ", ".join(f"{k}={table.options[k]}" for k in keys if k in table.options)
+        return f"filesystem({inner})"
 
     def create_sink(self, table: TableContext, ctx: SinkContext) -> Sink:
         opts = self.validate(table, "sink")

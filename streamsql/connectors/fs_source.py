@@ -91,8 +91,8 @@ class FileSource(Source):
                 return batch
             if chunk is not None:
                 self._inner, self._chunk = dict(chunk.end), None
-            if self._file >= len(self.files):
-                return None
+            if self._file >= len(self.files) and not self._more():
+                return self._idle()
             if self._chunks is None:
                 self._chunks = self.reader(self.files[self._file], self.spec, self._inner)
             nxt = next(self._chunks, None)
@@ -131,6 +131,14 @@ class FileSource(Source):
         self._drop_reader()
         self.spec.close()
 
+    def _more(self) -> bool:
+        """Whether files were added after the last one was read (never, for a bounded read)."""
+        return False
+
+    def _idle(self) -> pa.RecordBatch | None:
+        """What read() returns when every file is read: None, the end of a bounded input."""
+        return None
+
     def _drop_reader(self) -> None:
         if self._chunks is not None:
             close = getattr(self._chunks, "close", None)
@@ -147,6 +155,10 @@ class FileSource(Source):
 
     def _rel(self, i: int) -> str:
         assert self.files is not None
+        return self._relpath(self.files[i])
+
+    def _relpath(self, file: str) -> str:
+        """A file's path relative to the table's path ('/' separated), as positions name it."""
         if os.path.isfile(self.path):
             return os.path.basename(self.path)
-        return os.path.relpath(self.files[i], self.path).replace(os.sep, "/")
+        return os.path.relpath(file, self.path).replace(os.sep, "/")

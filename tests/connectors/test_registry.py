@@ -17,7 +17,14 @@ SCHEMA = pa.schema([("id", pa.int64()), ("m", pa.map_(pa.string(), pa.int32()))]
 
 
 def test_every_connector_is_registered() -> None:
-    assert sorted(REGISTRY.connectors) == ["blackhole", "datagen", "duckdb", "filesystem", "print"]
+    assert sorted(REGISTRY.connectors) == [
+        "blackhole",
+        "datagen",
+        "duckdb",
+        "filesystem",
+        "memory",
+        "print",
+    ]
     assert get_connector("DataGen").name == "datagen"
 
 

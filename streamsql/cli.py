@@ -76,8 +76,14 @@ def main(ctx: click.Context) -> None:
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="a setting, as SET does")
 @click.option("--state-dir", type=click.Path(file_okay=False), help="where state is kept")
 @click.option("-q", "--quiet", is_flag=True, help="no summary at the end")
+@click.option("--stats", is_flag=True, help="at the end, counters and watermarks per operator")
 def run(
-    file: str, parallelism: int | None, sets: tuple[str, ...], state_dir: str | None, quiet: bool
+    file: str,
+    parallelism: int | None,
+    sets: tuple[str, ...],
+    state_dir: str | None,
+    quiet: bool,
+    stats: bool,
 ) -> None:
     """Run the SQL script FILE.
 
@@ -96,8 +102,13 @@ def run(
             out.print(output.message, markup=False)
 
     def summarize(result: JobResult | None) -> None:
-        if result is not None and not quiet:
-            err.print(result.summary(), markup=False)
+        if result is None or quiet:
+            return
+        err.print(result.summary(), markup=False)
+        if stats:
+            print_table(err, pa.Table.from_pylist(result.by_operator()))
+            for line in result.watermark_lines():
+                err.print(line, markup=False)
 
     try:
         session = _session(parallelism, sets, state_dir)
@@ -126,8 +137,30 @@ def _run(session: Session, planned: Planned, results=None, on_batch=None) -> Job
         return session.run_planned(planned, results, on_batch)
     except KeyboardInterrupt:
         err.print("stopped by interrupt", markup=False)
-        assert session.last_result is not None
-        return session.last_result
+        result = session.last_result
+        assert result is not None
+        if result.rows_written == 0:
+            for line in _no_output_hints(result):
+                err.print(line, markup=False)
+        return result
+
+
+def _no_output_hints(result: JobResult) -> list[str]:
+    """Why a stopped job wrote nothing: usually a watermark that never moved."""
+    lines = ["no rows were written; watermarks when stopped:"]
+    lines += ["  " + line for line in result.watermark_lines()]
+    held = result.held_back_by()
+    if held:
+        lines.append(
+            "windows close only when the watermark passes their end; held back by: "
+            + ", ".join(held)
+        )
+        lines.append(
+            "hint: an input without new rows holds every window open; set "
+            "'table.exec.source.idle-timeout' (e.g. SET 'table.exec.source.idle-timeout' = "
+            "'5 s') or check that its rows carry later times"
+        )
+    return lines
 
 
 def _select(session: Session, stmt: ast.Query, out: Console, summarize) -> Output:

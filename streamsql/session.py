@@ -320,7 +320,8 @@ class Session:
             roots = tuple(binder.insert(i) for i in ast.inserts_of(target))
         planned = self.plan(roots)
         parts = ["== Optimized Logical Plan ==", explain_logical(planned.roots)]
-        parts += ["", "== Physical Plan ==", explain_physical(planned.graph)]
+        idle = self.settings["table.exec.source.idle-timeout"]
+        parts += ["", "== Physical Plan ==", explain_physical(planned.graph, idle_timeout_ms=idle)]
         if stmt.verbose:
             parts += ["", "== Bound Plan ==", explain_logical(roots)]
             for rule, after in planned.optimized.trace:

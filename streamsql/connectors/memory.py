@@ -23,6 +23,7 @@ from typing import Any
 import pyarrow as pa
 
 from streamsql.connectors.base import (
+    SCAN_PARALLELISM,
     Connector,
     Option,
     Sink,
@@ -95,6 +96,12 @@ class MemoryStream:
     @property
     def ended(self) -> bool:
         return self._ended
+
+    @property
+    def pushes(self) -> int:
+        """How many pushes the stream holds (push i goes to source instance i mod n)."""
+        with self._lock:
+            return len(self._pushes)
 
     def push(self, rows: Rows) -> None:
         """Queue rows: a RecordBatch, a Table, or a list of dicts (missing keys are NULL).
@@ -350,7 +357,7 @@ class MemoryConnector(Connector):
     """
 
     name = "memory"
-    source_options = (NAME,)
+    source_options = (NAME, SCAN_PARALLELISM)
     sink_options = (NAME,)
     sink_class = MemorySink
 

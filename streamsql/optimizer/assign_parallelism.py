@@ -9,15 +9,17 @@ from streamsql.plan.nodes import PlanNode, Scan, Sink, transform_up
 
 
 def assign_parallelism(roots: tuple[PlanNode, ...], ctx: OptimizerContext) -> tuple[PlanNode, ...]:
-    """Sources read with one instance; stateful operators run ``parallelism.default``
-    instances (one when they have no partition keys); the stateless operators right after a
-    source are spread over ``parallelism.default`` instances; everything else keeps the
-    parallelism of its input so that it chains to it.
+    """Sources read with their table's 'scan.parallelism' instances (one when unset);
+    stateful operators run ``parallelism.default`` instances (one when they have no
+    partition keys); the stateless operators right after a source are spread over
+    ``parallelism.default`` instances; everything else keeps the parallelism of its input so
+    that it chains to it.
     """
 
     def assign(node: PlanNode) -> PlanNode:
         if isinstance(node, Scan):
-            p = 1
+            table = node.table
+            p = table.connector.scan_parallelism(table.context) or 1
         elif isinstance(node, Sink) and node.input.mode.updating and not node.table.primary_key:
             p = 1  # one writer keeps the changes of every row in order
         elif node.stateful:

@@ -6,7 +6,8 @@ from streamsql.physical.graph import JobGraph, Task
 from streamsql.plan.nodes import Scan, Sink
 
 
-def explain_physical(graph: JobGraph) -> str:
+def explain_physical(graph: JobGraph, *, idle_timeout_ms: int = 0) -> str:
+    """The job graph; a source's watermark line names its idle timeout when one is set."""
     lines = []
     for task in graph.tasks:
         lines.append(f"Task {task.id}: {task.name}  [parallelism={task.parallelism}]")
@@ -19,6 +20,8 @@ def explain_physical(graph: JobGraph) -> str:
             lines.append(f"  state: DuckDB table {table}_i{{{instances}}}")
         watermark = _watermark(task)
         if watermark:
+            if idle_timeout_ms and isinstance(task.head, Scan):
+                watermark += f"; idle after {idle_timeout_ms} ms without rows"
             lines.append(f"  watermark: {watermark}")
         for node in task.nodes:
             if isinstance(node, Sink):

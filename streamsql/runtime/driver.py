@@ -47,7 +47,10 @@ class Driver:
         """
         self._open()
         latency = self._allowed_latency()
+        idle_after = self.job.settings["table.exec.source.idle-timeout"] / 1000.0
         last_flush = time.monotonic()
+        for src in self.sources:
+            src.last_active = last_flush
         try:
             active = list(self.sources)
             full = self.job.settings.batch_size
@@ -59,10 +62,17 @@ class Driver:
                         active.remove(src)
                         self._finish_source(src)
                         progressed = True
-                    elif batch.num_rows:
+                        continue
+                    if batch.num_rows:
+                        src.last_active = time.monotonic()
+                        if src.idle:
+                            self._set_idle(src, False)
                         self._source_batch(src, batch)
                         progressed = True
                         backlog = backlog or batch.num_rows >= full
+                    elif idle_after and not src.idle and self._quiet(src) >= idle_after:
+                        self._set_idle(src, True)
+                    self._source_hint(src)
                 now = time.monotonic()
                 # Held-back rows wait only while a source has a backlog (a full batch came),
                 # and never longer than the allowed latency.
@@ -105,6 +115,20 @@ class Driver:
         assert src.scan is not None
         if src.scan.watermark > src.watermark:
             self._advance(src, src.scan.watermark)
+
+    @staticmethod
+    def _quiet(src: Instance) -> float:
+        """Seconds since the source last delivered rows."""
+        return time.monotonic() - src.last_active
+
+    def _source_hint(self, src: Instance) -> None:
+        """A watermark the source vouches for itself (e.g. a scripted stream's)."""
+        assert src.reader is not None and src.scan is not None
+        hint = src.reader.watermark()
+        if hint is not None and src.scan.rowtime is not None and hint > src.watermark:
+            if src.idle:
+                self._set_idle(src, False)
+            self._advance(src, hint)
 
     def _finish_source(self, src: Instance) -> None:
         assert src.reader is not None
@@ -157,9 +181,39 @@ class Driver:
         if watermark <= inst.input_watermarks[key]:
             return
         inst.input_watermarks[key] = watermark
-        self._advance(inst, min(inst.input_watermarks.values()))
+        self._refresh(inst)
+
+    def _refresh(self, inst: Instance) -> None:
+        """Move the instance's watermark to the minimum over its inputs that are not idle.
+        When every input still open is idle, the instance is idle too: its watermark moves
+        to the largest over its inputs (as Flink's valve does: the quiet inputs have
+        nothing older to send), and its consumers leave it out of their minimum in turn.
+        """
+        live = [w for k, w in inst.input_watermarks.items() if k not in inst.idle_inputs]
+        if inst.idle_inputs and all(w >= MAX_WATERMARK for w in live):
+            quiet = [inst.input_watermarks[k] for k in inst.idle_inputs]
+            self._advance(inst, max(quiet))
+            if not inst.idle:
+                self._set_idle(inst, True)
+            return
+        if inst.idle:
+            self._set_idle(inst, False)
+        self._advance(inst, min(live))
+
+    def _set_idle(self, inst: Instance, idle: bool) -> None:
+        """Mark an instance idle (or active again) on every consumer's input edge."""
+        inst.idle = idle
+        for edge in self.out_edges[inst.task.id]:
+            key = (self.edge_index[edge], inst.index)
+            for target in self.job.instances[edge.target]:
+                if idle:
+                    target.idle_inputs.add(key)
+                else:
+                    target.idle_inputs.discard(key)
+                self._refresh(target)
 
     def _end_input(self, inst: Instance, key: tuple[int, int]) -> None:
+        inst.idle_inputs.discard(key)  # an ended input counts again: at +inf
         self._input_watermark(inst, key, MAX_WATERMARK)
         inst.open_inputs.discard(key)
         if not inst.open_inputs:

@@ -14,7 +14,7 @@ from streamsql.runtime.exchange import Router
 from streamsql.runtime.metrics import OperatorMetrics
 from streamsql.runtime.operators import Chain, OperatorContext, ResultBuffer, create_operator
 from streamsql.runtime.operators.scan import ScanOperator
-from streamsql.runtime.timeutil import MIN_WATERMARK
+from streamsql.runtime.timeutil import MIN_WATERMARK, format_ms
 from streamsql.state import StateStore
 
 
@@ -32,6 +32,10 @@ class Instance:
     open_inputs: set[tuple[int, int]] = field(default_factory=set)
     watermark: int = MIN_WATERMARK
     closed: bool = False
+    #: Inputs that went idle ('table.exec.source.idle-timeout'): left out of the minimum.
+    idle_inputs: set[tuple[int, int]] = field(default_factory=set)
+    idle: bool = False
+    last_active: float = 0.0  # sources: when rows last came (time.monotonic)
 
     @property
     def label(self) -> str:
@@ -47,6 +51,10 @@ class JobResult:
     operators: list[OperatorMetrics]
     sources: dict[str, dict[str, int]]
     watermarks: dict[str, int] = field(default_factory=dict)
+    #: Instances whose inputs are all idle ('table.exec.source.idle-timeout').
+    idle: frozenset[str] = frozenset()
+    #: Per source instance: its table's name.
+    source_tables: dict[str, str] = field(default_factory=dict)
 
     def _sum(self, attr: str) -> int:
         return sum(getattr(m, attr) for m in self.operators)
@@ -96,6 +104,25 @@ class JobResult:
             parts.append(f"{self.parse_errors_skipped:,} malformed rows skipped")
         parts.append(f"{self.elapsed_s:.2f} s ({rate:,.0f} rows/s)")
         return "job finished: " + ", ".join(parts)
+
+    def watermark_lines(self) -> list[str]:
+        """Each instance's current watermark, sources first: where time stands."""
+        lines = []
+        for label, wm in self.watermarks.items():
+            note = "  (idle)" if label in self.idle else ""
+            lines.append(f"{label:<40} watermark {format_ms(wm)}{note}")
+        return lines
+
+    def held_back_by(self) -> list[str]:
+        """The source instances at the lowest watermark among those not idle: the inputs
+        that keep windows from closing.
+        """
+        live = {k: v for k, v in self.watermarks.items() if k in self.source_tables}
+        live = {k: v for k, v in live.items() if k not in self.idle}
+        if not live:
+            return []
+        low = min(live.values())
+        return [k for k, v in live.items() if v == low]
 
     def __str__(self) -> str:
         return self.summary()
@@ -185,5 +212,17 @@ class Job:
                 for k, v in inst.reader.counters.items():
                     bucket[k] = bucket.get(k, 0) + v
         metrics = [m for inst in self.all_instances() for m in inst.metrics]
-        watermarks = {inst.label: inst.watermark for inst in self.all_instances()}
-        return JobResult(self.name, end - self.started, metrics, sources, watermarks)
+        insts = self.all_instances()
+        return JobResult(
+            self.name,
+            end - self.started,
+            metrics,
+            sources,
+            watermarks={i.label: i.watermark for i in insts},
+            idle=frozenset(i.label for i in insts if i.idle),
+            source_tables={
+                i.label: i.task.head.table.name  # type: ignore[attr-defined]
+                for i in insts
+                if i.reader is not None
+            },
+        )

@@ -38,3 +38,14 @@ def test_parallelism_one_everywhere(planner):
     roots = _prepared(planner, "SELECT auction FROM bids WHERE price > 1", 1)
     assert {n.parallelism for n in walk(roots)} == {1}
     assert isinstance(next(n for n in walk(roots) if isinstance(n, Filter)).input, Scan)
+
+
+def test_scan_parallelism_comes_from_the_table(planner):
+    planner.session.execute(
+        "CREATE TABLE wide (a BIGINT, b BIGINT) "
+        "WITH ('connector' = 'datagen', 'number-of-rows' = '10', 'scan.parallelism' = '3')"
+    )
+    roots = _prepared(planner, "SELECT a, COUNT(*) AS n FROM wide GROUP BY a", 2)
+    by_kind = {type(n).__name__: n.parallelism for n in walk(roots)}
+    assert by_kind["Scan"] == 3
+    assert by_kind["Aggregate"] == 2

@@ -187,22 +187,15 @@ class TopNOperator(Operator):
         came = pc.and_(pc.invert(same), pc.is_valid(pos_n))
         had = pc.is_valid(pos_o)
         has = pc.is_valid(pos_n)
-        before_idx = pc.filter(pos_o, gone)
-        after_idx = pc.filter(pos_n, came)
-        before_ops = np.where(
-            pc.filter(has, gone).to_numpy(zero_copy_only=False), UPDATE_BEFORE, DELETE
+        # The join's order is arbitrary: emit in the rows' own (partition, rank) order.
+        before_idx, before_ops = _in_order(
+            pc.filter(pos_o, gone), pc.filter(has, gone), UPDATE_BEFORE, DELETE
         )
-        after_ops = np.where(
-            pc.filter(had, came).to_numpy(zero_copy_only=False), UPDATE_AFTER, INSERT
+        after_idx, after_ops = _in_order(
+            pc.filter(pos_n, came), pc.filter(had, came), UPDATE_AFTER, INSERT
         )
-        before = self._rows(
-            old.take(before_idx),
-            old_ranks[before_idx.to_numpy(zero_copy_only=False).astype(np.int64)],
-        )
-        after = self._rows(
-            new.take(after_idx),
-            new_ranks[after_idx.to_numpy(zero_copy_only=False).astype(np.int64)],
-        )
+        before = self._rows(old.take(before_idx), old_ranks[before_idx])
+        after = self._rows(new.take(after_idx), new_ranks[after_idx])
         return before, after, before_ops, after_ops
 
     def _by_row(self, old: pa.Table, new: pa.Table):
@@ -240,3 +233,15 @@ class TopNOperator(Operator):
         in_after[both.column("__pos_a").to_numpy(zero_copy_only=False)] = True
         in_before[both.column("__pos_b").to_numpy(zero_copy_only=False)] = True
         return in_after, in_before
+
+
+def _in_order(
+    positions: pa.Array, paired: pa.Array, if_paired: int, otherwise: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions sorted, each with its change kind: ``if_paired`` where the other side
+    holds the same slot (an update), else ``otherwise``.
+    """
+    pos = positions.to_numpy(zero_copy_only=False).astype(np.int64)
+    order = np.argsort(pos, kind="stable")
+    kinds = np.where(paired.to_numpy(zero_copy_only=False), if_paired, otherwise)
+    return pos[order], kinds[order]

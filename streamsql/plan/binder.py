@@ -10,6 +10,7 @@ from streamsql.errors import BindError, PlanError, StreamSQLError
 from streamsql.parser import ast
 from streamsql.parser.spans import span_of
 from streamsql.plan.aggregate import AggregateBinder, contains_aggregate, is_aggregate
+from streamsql.plan.group_windows import rewrite_group_window
 from streamsql.plan.nodes import Collect, Filter, Project, Scan, Sink, updates_origin
 from streamsql.plan.ranking import bind_rank, bounded, check_bounded, has_ranking, replace_ranking
 from streamsql.plan.scope import Scope, ScopeColumn
@@ -100,6 +101,8 @@ class Binder:
                 raise PlanError(f"{tree.key.upper()} queries are not supported", span=span_of(tree))
 
     def _select(self, sel: exp.Select, ctes: dict[str, Scope]) -> Scope:
+        if (tvf_form := rewrite_group_window(sel)) is not sel:  # GROUP BY TUMBLE(ts, ...)
+            return self.bind_query(tvf_form, ctes)
         from_ = sel.args.get("from_") or sel.args.get("from")
         if from_ is None:
             raise PlanError(

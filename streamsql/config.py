@@ -53,6 +53,12 @@ SETTINGS: tuple[Option, ...] = (
         help="keys of unbounded state untouched this long are dropped (0: kept forever)",
     ),
     Option(
+        "table.exec.late-rows.sink",
+        "string",
+        "",
+        help="table that receives the rows windowed operators drop as late ('': drop, count)",
+    ),
+    Option(
         "table.optimizer.disabled-rules",
         "string",
         "",

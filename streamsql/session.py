@@ -31,6 +31,7 @@ from streamsql.physical.planner import build_job_graph
 from streamsql.plan.binder import Binder
 from streamsql.plan.changelog import OP, OP_TYPE
 from streamsql.plan.explain import explain_logical
+from streamsql.plan.late_rows import attach_late_sink
 from streamsql.plan.nodes import PlanNode, Project, Sink
 from streamsql.plan.ranking import check_bounded
 from streamsql.runtime.driver import Driver
@@ -81,6 +82,10 @@ class ExecuteResult:
     @property
     def late_rows_dropped(self) -> int:
         return self.job.late_rows_dropped if self.job else 0
+
+    @property
+    def late_rows_routed(self) -> int:
+        return self.job.late_rows_routed if self.job else 0
 
     @property
     def rows_read(self) -> int:
@@ -265,7 +270,7 @@ class Session:
 
     def plan(self, roots: tuple[PlanNode, ...]) -> Planned:
         ctx = OptimizerContext(self.settings.parallelism, self.settings.disabled_rules)
-        optimized = optimize(roots, ctx)
+        optimized = optimize(attach_late_sink(roots, self.catalog, self.settings), ctx)
         return Planned(roots, optimized, build_job_graph(optimized.roots))
 
     def run_job(self, roots: tuple[PlanNode, ...]) -> JobResult:

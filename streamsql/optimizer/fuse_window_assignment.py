@@ -31,6 +31,8 @@ def fuse_window_assignment(
     def fuse(node: PlanNode) -> PlanNode:
         if not isinstance(node, WindowAggregate) or node.assigns:
             return node
+        if node.late_sink and set(node.late_sink.columns) & set(WINDOW_COLUMNS):
+            return node  # late rows keep the window columns they were given
         path: list[Project | Filter] = []
         cur = node.input
         while isinstance(cur, Project | Filter):

@@ -68,14 +68,20 @@ def _input_needs(node: PlanNode, want: set[str]) -> list[set[str]]:
                 cols |= set(node.window_inputs)
             for a in node.aggs:
                 cols |= {c for c in (a.arg, a.filter) if c}
-            return [cols]
+            return [cols | _late_columns(node)]
         case TopN() | WindowTopN():
             cols = (want - {node.rank_name}) | set(node.partition_keys)
             cols |= {k.column for k in node.order}
             if isinstance(node, WindowTopN):
                 cols.add(node.window_end)
-            return [cols]
+            return [cols | _late_columns(node)]
     return [set(i.schema.names) for i in node.inputs]
+
+
+def _late_columns(node: PlanNode) -> set[str]:
+    """Input columns a windowed node hands to the late-row table: kept, though unused."""
+    late = getattr(node, "late_sink", None)
+    return set(late.columns) if late else set()
 
 
 def _kept(node: Project, want: set[str]) -> tuple[tuple[str, exp.Expression], ...]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from streamsql.physical.graph import JobGraph, Task
-from streamsql.plan.nodes import Scan, Sink
+from streamsql.plan.nodes import LateSink, Scan, Sink
 
 
 def explain_physical(graph: JobGraph, *, idle_timeout_ms: int = 0) -> str:
@@ -26,6 +26,8 @@ def explain_physical(graph: JobGraph, *, idle_timeout_ms: int = 0) -> str:
         for node in task.nodes:
             if isinstance(node, Sink):
                 lines.append(f"  delivery: {_guarantee(node)}")
+            if late := getattr(node, "late_sink", None):
+                lines.append(f"  late rows: {_late(node.name, task.id, late)}")
         for edge in graph.outputs(task.id):
             lines.append(f"  -> {edge.distribution.describe()} to Task {edge.target}")
     return "\n".join(lines)
@@ -37,6 +39,16 @@ def _watermark(task: Task) -> str | None:
         return f"generated from {head.table.watermark.describe()}"
     attr = task.tail.time_attr
     return f"carried by column {attr}" if attr else None
+
+
+def _late(name: str, task_id: int, late: LateSink) -> str:
+    cols = ", ".join(
+        [
+            *late.columns,
+            *(c for c in ("watermark", "operator") if c in late.table.physical_schema.names),
+        ]
+    )
+    return f"-> {late.table.name} ({cols}) as operator '{name}#{task_id}'"
 
 
 def _guarantee(node: Sink) -> str:

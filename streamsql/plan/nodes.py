@@ -266,6 +266,20 @@ class WindowTVF(PlanNode):
         return [f"window=[{self.window.describe()}]"]
 
 
+@dataclass(frozen=True, eq=False)
+class LateSink:
+    """Where a windowed operator writes the rows it drops as late
+    ('table.exec.late-rows.sink'): the table, and the input columns it hands over (column
+    pruning keeps them).
+    """
+
+    table: CatalogTable
+    columns: tuple[str, ...]
+
+    def describe(self) -> str:
+        return self.table.name
+
+
 @dataclass(frozen=True)
 class AggCall:
     """One aggregate: ``func(DISTINCT? arg) FILTER (WHERE filter) AS name``.
@@ -304,10 +318,12 @@ class WindowAggregate(PlanNode):
     aggs: tuple[AggCall, ...]
     shuffle_keys: tuple[str, ...] | None = None  # decided by choose_grouping_keys
     assigns: bool = False  # set by fuse_window_assignment
+    late_sink: LateSink | None = None  # set from 'table.exec.late-rows.sink'
 
     def __post_init__(self) -> None:
         names = set(self.input.schema.names)
-        for needed in (*self.window_inputs, *self.keys):
+        late = self.late_sink.columns if self.late_sink else ()
+        for needed in (*self.window_inputs, *self.keys, *late):
             assert needed in names, f"WindowAggregate input lacks {needed}"
 
     def state_tables(self) -> tuple[str, ...]:
@@ -344,6 +360,8 @@ class WindowAggregate(PlanNode):
             items.append(f"groupBy=[{_cols(self.keys)}]")
         items.append(f"select=[{', '.join(a.describe() for a in self.aggs)}]")
         items.append("emit=[on window close]")
+        if self.late_sink:
+            items.append(f"late=[{self.late_sink.describe()}]")
         return items
 
 
@@ -505,6 +523,7 @@ class WindowTopN(PlanNode):
     rank_name: str | None
     window_end: str = "window_end"
     shuffle_keys: tuple[str, ...] | None = None  # decided by choose_grouping_keys
+    late_sink: LateSink | None = None  # set from 'table.exec.late-rows.sink'
 
     @property
     def schema(self) -> pa.Schema:
@@ -529,7 +548,7 @@ class WindowTopN(PlanNode):
             f"limit=[{self.limit}]",
             f"rank=[{self.rank_name or 'not emitted'}]",
             "emit=[on window close]",
-        ]
+        ] + ([f"late=[{self.late_sink.describe()}]"] if self.late_sink else [])
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,8 @@ class Driver:
                 yield
             if self.stopped:
                 self._stop()
+            elif self.job.late_rows is not None:
+                self.job.late_rows.close()  # every instance closed: no row can be late now
         except (GeneratorExit, KeyboardInterrupt):
             self._stop()
             raise
@@ -101,6 +103,8 @@ class Driver:
     # -- sources -----------------------------------------------------------------------------
 
     def _open(self) -> None:
+        if self.job.late_rows is not None:
+            self.job.late_rows.open()
         for inst in self.job.all_instances():
             inst.chain.open(inst.chain.contexts[0])
             if inst.reader is not None:
@@ -239,6 +243,8 @@ class Driver:
             if not inst.closed:
                 inst.closed = True
                 inst.chain.stop()
+        if self.job.late_rows is not None:
+            self.job.late_rows.close()
 
     def _abort(self) -> None:
         """Failed: release the sources; sinks publish nothing more (pending files stay

@@ -11,6 +11,7 @@ from streamsql.connectors.base import Source, SourceContext
 from streamsql.physical.graph import Edge, JobGraph, Task
 from streamsql.plan.nodes import Collect, Scan
 from streamsql.runtime.exchange import Router
+from streamsql.runtime.late_rows import LateRowWriter
 from streamsql.runtime.metrics import OperatorMetrics
 from streamsql.runtime.operators import Chain, OperatorContext, ResultBuffer, create_operator
 from streamsql.runtime.operators.scan import ScanOperator
@@ -55,6 +56,8 @@ class JobResult:
     idle: frozenset[str] = frozenset()
     #: Per source instance: its table's name.
     source_tables: dict[str, str] = field(default_factory=dict)
+    #: The table late rows were written to ('table.exec.late-rows.sink'), if any.
+    late_sink: str | None = None
 
     def _sum(self, attr: str) -> int:
         return sum(getattr(m, attr) for m in self.operators)
@@ -62,6 +65,11 @@ class JobResult:
     @property
     def late_rows_dropped(self) -> int:
         return self._sum("late_rows_dropped")
+
+    @property
+    def late_rows_routed(self) -> int:
+        """Late rows written to the 'table.exec.late-rows.sink' table (``late_sink``)."""
+        return sum(m.extra.get("late_rows_routed", 0) for m in self.operators)
 
     @property
     def rows_read(self) -> int:
@@ -100,6 +108,8 @@ class JobResult:
             f"{self.rows_written:,} rows written",
             f"{self.late_rows_dropped:,} late rows dropped",
         ]
+        if self.late_sink:
+            parts[-1] += f" ({self.late_rows_routed:,} written to {self.late_sink})"
         if self.parse_errors_skipped:
             parts.append(f"{self.parse_errors_skipped:,} malformed rows skipped")
         parts.append(f"{self.elapsed_s:.2f} s ({rate:,.0f} rows/s)")
@@ -153,6 +163,7 @@ class Job:
         self.routers: dict[Edge, Router] = {}
         self.started = time.perf_counter()
         self.finished: float | None = None
+        self.late_rows = _late_row_writer(graph, name, stdout)
         for task in graph.tasks:
             self.instances[task.id] = [self._instance(task, i) for i in range(task.parallelism)]
         for edge in graph.edges:
@@ -179,6 +190,7 @@ class Job:
                 settings=self.settings,
                 stdout=self.stdout,
                 job_name=self.name,
+                late_rows=self.late_rows if getattr(node, "late_sink", None) else None,
             )
             ops.append(op)
             contexts.append(ctx)
@@ -225,4 +237,16 @@ class Job:
                 for i in insts
                 if i.reader is not None
             },
+            late_sink=self.late_rows.table.name if self.late_rows else None,
         )
+
+
+def _late_row_writer(graph: JobGraph, name: str, stdout: TextIO | None) -> LateRowWriter | None:
+    """One writer for the whole job when its windowed operators route late rows."""
+    tables = [
+        late.table
+        for task in graph.tasks
+        for node in task.nodes
+        if (late := getattr(node, "late_sink", None)) is not None
+    ]
+    return LateRowWriter(tables[0], name, stdout) if tables else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import pyarrow as pa
 
@@ -12,6 +12,9 @@ from streamsql.expr import EvalContext
 from streamsql.runtime.metrics import OperatorMetrics
 from streamsql.runtime.timeutil import MIN_WATERMARK
 from streamsql.state import StateStore
+
+if TYPE_CHECKING:
+    from streamsql.runtime.late_rows import LateRowWriter
 
 
 @dataclass
@@ -31,10 +34,25 @@ class OperatorContext:
     job_name: str = "job"
     watermark: int = MIN_WATERMARK
     extras: dict[str, Any] = field(default_factory=dict)
+    #: The job's late-row writer ('table.exec.late-rows.sink'), for windowed operators.
+    late_rows: LateRowWriter | None = None
 
     @property
     def state_prefix(self) -> str:
         return f"t{self.task_id}_n{self.node_index}"
+
+    def late(self, rows: pa.Table | pa.RecordBatch, watermark: int) -> None:
+        """Rows dropped because every window they belong to fired before they came: counted,
+        and written with ``watermark`` (the one they missed) to the job's late-row table
+        when there is one.
+        """
+        n = rows.num_rows
+        if not n:
+            return
+        self.metrics.late_rows_dropped += n
+        if self.late_rows is not None:
+            self.late_rows.write(rows, watermark, f"{self.metrics.name}#{self.task_id}")
+            self.metrics.add("late_rows_routed", n)
 
     def eval_context(self) -> EvalContext:
         wm = None if self.watermark == MIN_WATERMARK else self.watermark

@@ -1,6 +1,6 @@
 """Window aggregation: partial aggregates per batch, merged and emitted at window close.
 
-Per batch, rows of windows that already fired are dropped and counted as late; the rest
+Per batch, rows of windows that already fired are dropped as late (``ctx.late``); the rest
 are pre-aggregated per (window end, key) with pyarrow into a write buffer, which moves into
 the operator's DuckDB state table once it holds FLUSH_ROWS rows and at every checkpoint
 barrier. When the watermark passes a window's end, that window's partials (from the buffer
@@ -174,6 +174,7 @@ class WindowAggOperator(Operator):
         """The rows (repeated once per window when the operator assigns windows) with the
         end of the window each belongs to, less the rows of windows that already fired.
         """
+        given, copies = batch, None
         if self.node.assigns:
             times = to_ms(_col(batch, self.spec.time_col)).to_numpy(zero_copy_only=False)
             if self.spec.kind == "TUMBLE":  # one window per row: no repetition
@@ -184,8 +185,8 @@ class WindowAggOperator(Operator):
                 )
                 ends = tumble_starts(times, slices) + self.spec.slide_ms
             else:
-                rows, _, ends = assign_windows(times, self.spec)
-                batch = batch.take(pa.array(rows))
+                copies, _, ends = assign_windows(times, self.spec)
+                batch = batch.take(pa.array(copies))
         else:
             ends = to_ms(_col(batch, "window_end")).to_numpy(zero_copy_only=False)
         wm = self.ctx.watermark
@@ -193,9 +194,8 @@ class WindowAggOperator(Operator):
             # Late: every window the row (or its pane) belongs to has fired.
             last = ends + (self.spec.size_ms - self.spec.slide_ms) if self.panes else ends
             late = last <= fire_limit(wm)
-            n_late = int(late.sum())
-            if n_late:
-                self.ctx.metrics.late_rows_dropped += n_late
+            if late.any():
+                self.ctx.late(_late_rows(given, copies, late), wm)
                 keep = ~late
                 batch, ends = batch.filter(pa.array(keep)), ends[keep]
         return batch, ends
@@ -271,6 +271,21 @@ class WindowAggOperator(Operator):
             for arr, f in zip(arrays, self.schema, strict=True)
         ]
         return pa.Table.from_arrays(out, schema=self.schema)
+
+
+def _late_rows(
+    given: pa.RecordBatch | pa.Table, copies: np.ndarray | None, late: np.ndarray
+) -> pa.RecordBatch | pa.Table:
+    """The given rows dropped as late. When a row was copied into each of its windows
+    (CUMULATE), only a row without any on-time copy is: the others still reach a window.
+    """
+    if copies is None:
+        return given.filter(pa.array(late))
+    placed = np.zeros(given.num_rows, dtype=bool)
+    placed[copies] = True
+    on_time = np.zeros(given.num_rows, dtype=bool)
+    on_time[copies[~late]] = True
+    return given.filter(pa.array(placed & ~on_time))
 
 
 def _between(rows: pa.Table, low: int | None, high: int | None) -> pa.Table:

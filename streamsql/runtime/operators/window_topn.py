@@ -37,7 +37,7 @@ class WindowTopNOperator(Operator):
         if wm != MIN_WATERMARK:
             late = ends <= fire_limit(wm)
             if late.any():
-                self.ctx.metrics.late_rows_dropped += int(late.sum())
+                self.ctx.late(batch.filter(pa.array(late)), wm)
                 batch, ends = batch.filter(pa.array(~late)), ends[~late]
         self.windows.add("rows", self.stored.of(batch, we=pa.array(ends, pa.int64())))
         return ()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from streamsql.errors import PlanError
 from streamsql.optimizer.assign_parallelism import assign_parallelism
 from streamsql.optimizer.check import check_plan
 from streamsql.optimizer.choose_grouping_keys import choose_grouping_keys
@@ -20,7 +21,7 @@ from streamsql.optimizer.merge_projections import merge_projections
 from streamsql.optimizer.prune_columns import prune_columns
 from streamsql.optimizer.push_down_filters import push_down_filters
 from streamsql.optimizer.share_sources import share_sources
-from streamsql.plan.nodes import PlanNode
+from streamsql.plan.nodes import PlanNode, WindowTVF, walk
 
 Rule = Callable[[tuple[PlanNode, ...], OptimizerContext], tuple[PlanNode, ...]]
 
@@ -58,8 +59,24 @@ def optimize(
         roots = rule(roots, ctx)
         check_plan(roots, name)
         result.trace.append((name, roots))
+    _check_sessions(roots, fused="fuse_window_assignment" not in ctx.disabled)
     result.roots = roots
     return result
+
+
+def _check_sessions(roots: tuple[PlanNode, ...], *, fused: bool) -> None:
+    """A SESSION window is known only when it closes: its rows can only be aggregated."""
+    for node in walk(roots):
+        if isinstance(node, WindowTVF) and node.window.is_session:
+            raise PlanError(
+                "SESSION windows can only be aggregated: GROUP BY window_start, window_end "
+                "and the PARTITION BY columns, using the window columns in nothing else "
+                "before the aggregation",
+                hint="e.g. SELECT window_start, window_end, k, COUNT(*) FROM TABLE(SESSION("
+                "TABLE t PARTITION BY k, DESCRIPTOR(ts), INTERVAL '5' MINUTE)) "
+                "GROUP BY window_start, window_end, k"
+                + ("" if fused else "; and keep rule fuse_window_assignment switched on"),
+            )
 
 
 __all__ = ["REQUIRED", "RULES", "Optimized", "OptimizerContext", "optimize"]

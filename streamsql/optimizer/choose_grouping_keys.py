@@ -27,6 +27,9 @@ def choose_grouping_keys(
 
     def choose(node: PlanNode) -> PlanNode:
         match node:
+            case WindowAggregate() if node.shuffle_keys is None and node.window.is_session:
+                # Sessions merge within a partition: all of one partition on one instance.
+                return dataclasses.replace(node, shuffle_keys=node.window.partition)
             case WindowAggregate() | Aggregate() if node.shuffle_keys is None:
                 return dataclasses.replace(node, shuffle_keys=node.keys)
             case TopN() if node.shuffle_keys is None:

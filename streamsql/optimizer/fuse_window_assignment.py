@@ -13,6 +13,7 @@ from streamsql.plan.nodes import (
     PlanNode,
     Project,
     WindowAggregate,
+    WindowSpec,
     WindowTVF,
     transform_up,
 )
@@ -31,14 +32,15 @@ def fuse_window_assignment(
     def fuse(node: PlanNode) -> PlanNode:
         if not isinstance(node, WindowAggregate) or node.assigns:
             return node
-        if node.late_sink and set(node.late_sink.columns) & set(WINDOW_COLUMNS):
+        session = node.window.is_session  # sessions are only ever assigned by the aggregate
+        if node.late_sink and set(node.late_sink.columns) & set(WINDOW_COLUMNS) and not session:
             return node  # late rows keep the window columns they were given
         path: list[Project | Filter] = []
         cur = node.input
         while isinstance(cur, Project | Filter):
             path.append(cur)
             cur = cur.input
-        if not (isinstance(cur, WindowTVF) and cur.window == node.window):
+        if not (isinstance(cur, WindowTVF) and _same_window(cur.window, node.window)):
             return node
         rebuilt = _without_window_columns(path, cur.input, node.window.time_col)
         if rebuilt is None:
@@ -46,6 +48,11 @@ def fuse_window_assignment(
         return dataclasses.replace(node, input=rebuilt, assigns=True)
 
     return transform_up(roots, fuse)
+
+
+def _same_window(tvf: WindowSpec, agg: WindowSpec) -> bool:
+    """The aggregate's window is the TVF's (its SESSION partition named as group keys)."""
+    return dataclasses.replace(tvf, partition=agg.partition) == agg
 
 
 def _refs(e: exp.Expression) -> set[str]:

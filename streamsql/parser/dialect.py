@@ -17,7 +17,7 @@ from sqlglot.tokens import TokenType
 
 
 class TableArgument(exp.Expression):
-    """``TABLE t [PARTITION BY k, ...]`` passed to a table function."""
+    """``TABLE t [PARTITION BY k | PARTITION BY (k1, k2, ...)]`` passed to a table function."""
 
     arg_types: ClassVar[dict[str, bool]] = {"this": True, "partition_by": False}
 
@@ -46,7 +46,13 @@ class FlinkParser(parser.Parser):
         table = self._parse_table_parts()
         partition: Any = None
         if self._match(TokenType.PARTITION_BY):
-            partition = self._parse_csv(self._parse_disjunction)
+            # One key, or several in parentheses: the comma after a lone key ends the
+            # table argument (TABLE t PARTITION BY k, DESCRIPTOR(ts), ...).
+            if self._match(TokenType.L_PAREN):
+                partition = self._parse_csv(self._parse_disjunction)
+                self._match_r_paren()
+            else:
+                partition = [self._parse_disjunction()]
         return self.expression(TableArgument(this=table, partition_by=partition))
 
     def _parse_lambda(self, alias: bool = False) -> exp.Expression | None:
@@ -71,7 +77,8 @@ class FlinkParser(parser.Parser):
 def _table_argument_sql(gen: generator.Generator, e: TableArgument) -> str:
     text = f"TABLE {gen.sql(e, 'this')}"
     if e.args.get("partition_by"):
-        text += " PARTITION BY " + ", ".join(gen.sql(p) for p in e.args["partition_by"])
+        keys = [gen.sql(p) for p in e.args["partition_by"]]
+        text += " PARTITION BY " + (keys[0] if len(keys) == 1 else f"({', '.join(keys)})")
     return text
 
 

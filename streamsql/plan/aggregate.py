@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -20,12 +21,21 @@ from streamsql.plan.nodes import (
     PlanNode,
     Project,
     WindowAggregate,
+    WindowSpec,
 )
 from streamsql.plan.scope import Scope, ScopeColumn
 from streamsql.types import sql_type_name
 
 if TYPE_CHECKING:
     from streamsql.plan.binder import Binder
+
+SESSION_ONLY_AGGREGATED = (
+    "a SESSION window is known only when it closes: group by window_start and window_end"
+)
+SESSION_HINT = (
+    "e.g. SELECT window_start, window_end, k, COUNT(*) FROM TABLE(SESSION(TABLE t "
+    "PARTITION BY k, DESCRIPTOR(ts), INTERVAL '5' MINUTE)) GROUP BY window_start, window_end, k"
+)
 
 AGGREGATES: dict[type, str] = {
     exp.Count: "COUNT",
@@ -100,6 +110,10 @@ class AggregateBinder:
         end = scope.window_columns.get("end")
         names = {g.name for g in groups if isinstance(g, exp.Column)}
         windowed = scope.window is not None and start in names and end in names
+        if scope.window is not None and scope.window.is_session and not windowed:
+            raise BindError(
+                SESSION_ONLY_AGGREGATED, span=span_of(group or self.sel), hint=SESSION_HINT
+            )
         roles: dict[str, str] = {}
         if windowed:
             _require_append(scope.node, "window aggregation", group or self.sel)
@@ -134,7 +148,10 @@ class AggregateBinder:
         node: PlanNode
         if windowed:
             assert scope.window is not None
-            node = WindowAggregate(pre, scope.window, keys, calls)
+            window = scope.window
+            if window.is_session:
+                window = self._session_keys(window, groups, group)
+            node = WindowAggregate(pre, window, keys, calls)
         else:
             node = Aggregate(pre, keys, calls)
         if having_expr is not None:
@@ -154,6 +171,33 @@ class AggregateBinder:
         return Scope(project, tuple(cols), window, window_roles if window else {})
 
     # -- pieces ----------------------------------------------------------------------------
+
+    def _session_keys(
+        self, window: WindowSpec, groups: list[exp.Expression], group: exp.Expression
+    ) -> WindowSpec:
+        """A session window's PARTITION BY columns, named as the aggregate's group keys:
+        sessions are kept per partition, so every partition column must be grouped by.
+        """
+        keys = []
+        for column in window.partition:
+            g = next((g for g in groups if isinstance(g, exp.Column) and g.name == column), None)
+            if g is None:
+                raise BindError(
+                    f"a SESSION window aggregation must group by its PARTITION BY column "
+                    f"'{column}'",
+                    span=span_of(group),
+                    hint=f"GROUP BY window_start, window_end, {column}",
+                )
+            keys.append(self.key_names[to_sql(g)])
+        distinct = [a for a in self.aggs.values() if a.call.distinct]
+        if distinct:
+            raise BindError(
+                "DISTINCT aggregates over SESSION windows are not supported yet",
+                span=span_of(group),
+                hint="use TUMBLE or HOP windows for DISTINCT, or aggregate distinct values "
+                "in a view first",
+            )
+        return dataclasses.replace(window, partition=tuple(keys))
 
     def _pre_named(self, source: str, name: str) -> None:
         self.pre[f"$window:{name}"] = (name, exp.column(source, quoted=True))

@@ -9,7 +9,13 @@ from streamsql.catalog import Catalog, CatalogTable, CatalogView
 from streamsql.errors import BindError, PlanError, StreamSQLError
 from streamsql.parser import ast
 from streamsql.parser.spans import span_of
-from streamsql.plan.aggregate import AggregateBinder, contains_aggregate, is_aggregate
+from streamsql.plan.aggregate import (
+    SESSION_HINT,
+    SESSION_ONLY_AGGREGATED,
+    AggregateBinder,
+    contains_aggregate,
+    is_aggregate,
+)
 from streamsql.plan.group_windows import rewrite_group_window
 from streamsql.plan.nodes import Collect, Filter, Project, Scan, Sink, updates_origin
 from streamsql.plan.ranking import bind_rank, bounded, check_bounded, has_ranking, replace_ranking
@@ -129,6 +135,8 @@ class Binder:
         )
         if aggregated:
             return AggregateBinder(self, sel, scope).bind()
+        if scope.window is not None and scope.window.is_session:
+            raise BindError(SESSION_ONLY_AGGREGATED, span=span_of(from_.this), hint=SESSION_HINT)
         if sel.args.get("having") is not None:
             raise BindError("HAVING needs GROUP BY", span=span_of(sel.args["having"]))
         if has_ranking(sel):

@@ -21,7 +21,15 @@ from streamsql.catalog import Catalog, CatalogTable
 from streamsql.config import Settings
 from streamsql.errors import ConfigError, did_you_mean
 from streamsql.plan.binder import implicitly_castable
-from streamsql.plan.nodes import Filter, LateSink, PlanNode, Project, transform_up, walk
+from streamsql.plan.nodes import (
+    WINDOW_COLUMNS,
+    Filter,
+    LateSink,
+    PlanNode,
+    Project,
+    transform_up,
+    walk,
+)
 from streamsql.types import TIME_TYPE, sql_type_name
 
 SETTING = "table.exec.late-rows.sink"
@@ -52,6 +60,8 @@ def attach_late_sink(
             return node
         (inp,) = node.inputs
         have = _reachable(inp)
+        if getattr(node, "window", None) is not None and node.window.is_session:
+            have = {c: t for c, t in have.items() if c not in WINDOW_COLUMNS}  # not yet known
         cols = tuple(c for c in table.physical_schema.names if c not in SPECIAL and c in have)
         return dataclasses.replace(node, input=_widen(inp, cols), late_sink=LateSink(table, cols))
 

@@ -206,17 +206,25 @@ class Project(PlanNode):
 
 @dataclass(frozen=True)
 class WindowSpec:
-    """A window table function: TUMBLE(size), HOP(slide, size), CUMULATE(step, size)."""
+    """A window table function: TUMBLE(size), HOP(slide, size), CUMULATE(step, size), or
+    SESSION(gap) per ``partition`` key (``size_ms`` is then the gap).
+    """
 
-    kind: str  # TUMBLE | HOP | CUMULATE
+    kind: str  # TUMBLE | HOP | CUMULATE | SESSION
     time_col: str
     size_ms: int
     slide_ms: int = 0  # HOP slide, CUMULATE step
     offset_ms: int = 0
+    partition: tuple[str, ...] = ()  # SESSION: sessions are kept per these columns
 
     def __post_init__(self) -> None:
-        assert self.kind in ("TUMBLE", "HOP", "CUMULATE"), self.kind
+        assert self.kind in ("TUMBLE", "HOP", "CUMULATE", "SESSION"), self.kind
         assert self.size_ms > 0
+        assert not self.partition or self.kind == "SESSION"
+
+    @property
+    def is_session(self) -> bool:
+        return self.kind == "SESSION"
 
     def describe(self) -> str:
         def ms(v: int) -> str:
@@ -230,6 +238,10 @@ class WindowSpec:
             args += [f"slide=[{ms(self.slide_ms)}]", f"size=[{ms(self.size_ms)}]"]
         elif self.kind == "CUMULATE":
             args += [f"step=[{ms(self.slide_ms)}]", f"max_size=[{ms(self.size_ms)}]"]
+        elif self.kind == "SESSION":
+            if self.partition:
+                args.insert(0, f"partition=[{_cols(self.partition)}]")
+            args.append(f"gap=[{ms(self.size_ms)}]")
         else:
             args.append(f"size=[{ms(self.size_ms)}]")
         if self.offset_ms:
@@ -238,7 +250,7 @@ class WindowSpec:
 
     @property
     def windows_per_row(self) -> int:
-        if self.kind == "TUMBLE":
+        if self.kind in ("TUMBLE", "SESSION"):
             return 1
         return -(-self.size_ms // self.slide_ms)
 
@@ -330,6 +342,8 @@ class WindowAggregate(PlanNode):
         """The operator's state tables: partial aggregates, and the distinct values of
         each DISTINCT aggregate.
         """
+        if self.window.is_session:
+            return ("sessions",)
         distinct = tuple(f"distinct{i}" for i, a in enumerate(self.aggs) if a.distinct)
         return ("partials", *distinct)
 

@@ -1,4 +1,4 @@
-"""Binding of window table functions: TUMBLE, HOP and CUMULATE in FROM."""
+"""Binding of window table functions: TUMBLE, HOP, CUMULATE and SESSION in FROM."""
 
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ SIGNATURES = {
     "TUMBLE": ("DATA", "TIMECOL", "SIZE", "OFFSET"),
     "HOP": ("DATA", "TIMECOL", "SLIDE", "SIZE", "OFFSET"),
     "CUMULATE": ("DATA", "TIMECOL", "STEP", "SIZE", "OFFSET"),
+    "SESSION": ("DATA", "TIMECOL", "GAP"),
 }
-WINDOW_FUNCTIONS = (*SIGNATURES, "SESSION")
+WINDOW_FUNCTIONS = tuple(SIGNATURES)
 
 
 def is_window_call(e: exp.Expression) -> bool:
@@ -34,12 +35,6 @@ def bind_window_tvf(
 ) -> Scope:
     """Bind ``TUMBLE(TABLE t, DESCRIPTOR(ts), size)`` and friends to a WindowTVF scope."""
     kind = str(call.this).upper()
-    if kind == "SESSION":
-        raise PlanError(
-            "SESSION windows are not supported yet",
-            span=span_of(call),
-            hint="use TUMBLE, HOP or CUMULATE",
-        )
     args = _arguments(kind, call)
     data = args.get("DATA")
     if not isinstance(data, TableArgument):
@@ -48,8 +43,12 @@ def bind_window_tvf(
             span=span_of(data) or span_of(call),
             hint=f"e.g. {kind}(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND)",
         )
-    if data.args.get("partition_by"):
-        raise BindError(f"{kind} does not take PARTITION BY", span=span_of(data))
+    if data.args.get("partition_by") and kind != "SESSION":
+        raise BindError(
+            f"{kind} does not take PARTITION BY",
+            span=span_of(data),
+            hint="only SESSION windows are kept per key",
+        )
     table_name = data.this.name
     inner = binder.relation(table_name, data.this, ctes)
     if inner.node.mode.updating:
@@ -60,6 +59,10 @@ def bind_window_tvf(
             hint="window the append-only source, then aggregate the windows",
         )
     time_col = _descriptor(kind, args.get("TIMECOL"), inner, call)
+    if kind == "SESSION":
+        partition = _partition_keys(data, inner)
+        spec = WindowSpec(kind, time_col, _interval(kind, args, "GAP", call), partition=partition)
+        return _window_scope(spec, inner, alias, table_name, data)
     size = _interval(kind, args, "SIZE", call)
     slide = _interval(kind, args, "SLIDE", call) if kind == "HOP" else 0
     step = _interval(kind, args, "STEP", call) if kind == "CUMULATE" else 0
@@ -72,6 +75,15 @@ def bind_window_tvf(
             f"(size {size} ms, {word} {every} ms)",
             span=span_of(call),
         )
+    spec = WindowSpec(kind, time_col, size, every, offset)
+    return _window_scope(spec, inner, alias, table_name, data)
+
+
+def _window_scope(
+    spec: WindowSpec, inner: Scope, alias: str | None, table_name: str, data: exp.Expression
+) -> Scope:
+    """The TVF's rows: the input's columns, then window_start, window_end, window_time."""
+    kind = spec.kind
     clash = [c for c in WINDOW_COLUMNS if c in inner.names()]
     if clash:
         raise BindError(
@@ -79,7 +91,6 @@ def bind_window_tvf(
             span=span_of(data),
             hint="rename it in a view or subquery first",
         )
-    spec = WindowSpec(kind, time_col, size, every, offset)
     node = WindowTVF(inner.node, spec)
     quals = frozenset([alias]) if alias else frozenset([table_name])
     cols = [ScopeColumn(c.name, c.internal, quals) for c in inner.columns]
@@ -112,11 +123,26 @@ def _arguments(kind: str, call: exp.Anonymous) -> dict[str, exp.Expression]:
             "TUMBLE": "TUMBLE(TABLE t, DESCRIPTOR(ts), size)",
             "HOP": "HOP(TABLE t, DESCRIPTOR(ts), slide, size)",
             "CUMULATE": "CUMULATE(TABLE t, DESCRIPTOR(ts), step, max_size)",
+            "SESSION": "SESSION(TABLE t PARTITION BY key, DESCRIPTOR(ts), gap)",
         }[kind]
         raise BindError(
             f"{kind} is missing its {missing[0]} argument", span=span_of(call), hint=usage
         )
     return out
+
+
+def _partition_keys(data: TableArgument, inner: Scope) -> tuple[str, ...]:
+    """The columns of ``TABLE t PARTITION BY k`` / ``PARTITION BY (k1, k2)``."""
+    keys = []
+    for key in data.args.get("partition_by") or ():
+        if not isinstance(key, exp.Column):
+            raise BindError(
+                "SESSION is partitioned by columns",
+                span=span_of(key),
+                hint="compute the key in a view first, then PARTITION BY that column",
+            )
+        keys.append(inner.resolve(key).name)
+    return tuple(dict.fromkeys(keys))
 
 
 def _descriptor(kind: str, arg: exp.Expression | None, inner: Scope, call: exp.Expression) -> str:

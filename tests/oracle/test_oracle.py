@@ -34,6 +34,30 @@ D_CUMULATE = """(SELECT b.*, time_bucket(INTERVAL 12 SECOND, ts) AS window_start
     FROM bids b, range(1, 4) r(j)
     WHERE time_bucket(INTERVAL 12 SECOND, ts) + j * INTERVAL 4 SECOND > ts)"""
 
+
+def session(keys: str, gap_ms: int) -> str:
+    """The SESSION TVF over bids, partitioned by ``keys`` (comma-separated, may be empty)."""
+    parts = [k.strip() for k in keys.split(",") if k.strip()]
+    by = "" if not parts else parts[0] if len(parts) == 1 else f"({', '.join(parts)})"
+    partition = f" PARTITION BY {by}" if by else ""
+    return f"TABLE(SESSION(TABLE bids{partition}, DESCRIPTOR(ts), INTERVAL '{gap_ms}' MILLISECOND))"
+
+
+def d_session(keys: str, gap_ms: int, where: str = "") -> str:
+    """DuckDB: each bid (``where`` it holds) with the [start, end) of its session: a row
+    more than ``gap_ms`` after the previous one of its partition starts a new session.
+    """
+    by = f"PARTITION BY {keys} " if keys else ""
+    per_session = f"PARTITION BY sid, {keys}" if keys else "PARTITION BY sid"
+    rows = f"(SELECT * FROM bids WHERE {where})" if where else "bids"
+    return f"""(WITH o AS (SELECT *, CASE WHEN ts - lag(ts) OVER ({by}ORDER BY ts, id)
+        <= INTERVAL {gap_ms} MILLISECOND THEN 0 ELSE 1 END AS brk FROM {rows}),
+    g AS (SELECT *, sum(brk) OVER ({by}ORDER BY ts, id ROWS UNBOUNDED PRECEDING) AS sid
+        FROM o)
+    SELECT *, min(ts) OVER ({per_session}) AS window_start,
+        max(ts) OVER ({per_session}) + INTERVAL {gap_ms} MILLISECOND AS window_end FROM g)"""
+
+
 CASES = {
     "filter_project": (
         "SELECT auction, price * 2 AS p2, UPPER(channel) AS ch, amount / 2 AS half FROM bids "
@@ -110,6 +134,42 @@ CASES = {
         f"SELECT window_end - INTERVAL 1 MILLISECOND, auction, "
         f"CAST(TRUNC(AVG(price)) AS BIGINT) FROM {D_TUMBLE} GROUP BY window_start, "
         f"window_end, auction",
+    ),
+    "session_per_key": (
+        f"SELECT window_start, window_end, bidder, COUNT(*) AS n, SUM(price) AS s, "
+        f"MAX(price) AS hi, MIN(channel) AS ch FROM {session('bidder', 3000)} "
+        f"GROUP BY window_start, window_end, bidder",
+        f"SELECT window_start, window_end, bidder, COUNT(*), SUM(price), MAX(price), "
+        f"MIN(channel) FROM {d_session('bidder', 3000)} GROUP BY window_start, window_end, bidder",
+    ),
+    "session_global": (
+        f"SELECT window_start, window_end, COUNT(*) AS n, AVG(amount) AS a "
+        f"FROM {session('', 250)} GROUP BY window_start, window_end",
+        f"SELECT window_start, window_end, COUNT(*), AVG(amount) FROM {d_session('', 250)} "
+        f"GROUP BY window_start, window_end",
+    ),
+    "session_two_keys_with_nulls": (
+        f"SELECT window_start, window_end, auction, channel, COUNT(price) AS n, "
+        f"CAST(TRUNC(AVG(price)) AS BIGINT) AS a FROM {session('auction, channel', 2000)} "
+        f"GROUP BY window_start, window_end, auction, channel",
+        f"SELECT window_start, window_end, auction, channel, COUNT(price), "
+        f"CAST(TRUNC(AVG(price)) AS BIGINT) FROM {d_session('auction, channel', 2000)} "
+        f"GROUP BY window_start, window_end, auction, channel",
+    ),
+    "session_extra_key_filter_having": (
+        f"SELECT window_start, bidder, channel, COUNT(*) FILTER (WHERE price > 300) AS big, "
+        f"SUM(amount) AS total FROM {session('bidder', 4000)} WHERE auction <> 3 "
+        f"GROUP BY window_start, window_end, bidder, channel HAVING COUNT(*) > 1",
+        f"SELECT window_start, bidder, channel, COUNT(*) FILTER (WHERE price > 300), "
+        f"SUM(amount) FROM {d_session('bidder', 4000, where='auction <> 3')} "
+        f"GROUP BY window_start, window_end, bidder, channel HAVING COUNT(*) > 1",
+    ),
+    "session_legacy_syntax": (
+        "SELECT SESSION_START(ts, INTERVAL '3' SECOND) AS s, SESSION_END(ts, INTERVAL '3' "
+        "SECOND) AS e, bidder, COUNT(*) AS n FROM bids "
+        "GROUP BY SESSION(ts, INTERVAL '3' SECOND), bidder",
+        f"SELECT window_start, window_end, bidder, COUNT(*) FROM {d_session('bidder', 3000)} "
+        f"GROUP BY window_start, window_end, bidder",
     ),
     "hop_distinct_filtered": (
         f"SELECT window_start, COUNT(DISTINCT bidder) AS bidders, MAX(price) AS top "
@@ -228,3 +288,17 @@ def test_parallel_scans_match_duckdb(split_dataset, case, parallelism):
     assert got == duckdb_rows(split_dataset, theirs)
     assert result.late_rows_dropped == 0
     assert len({label for label in result.source_tables}) == 3
+
+
+@pytest.mark.parametrize("batch_size", BATCH_SIZES)
+@pytest.mark.parametrize("parallelism", PARALLELISM)
+def test_late_rows_miss_their_sessions(late_dataset, parallelism, batch_size):
+    ours, _ = CASES["session_per_key"]
+    theirs = (
+        "SELECT window_start, window_end, bidder, COUNT(*), SUM(price), MAX(price), "
+        f"MIN(channel) FROM {d_session('bidder', 3000, where='NOT late')} "
+        "GROUP BY window_start, window_end, bidder"
+    )
+    got, result = streamsql_rows(late_dataset, ours, parallelism, batch_size)
+    assert got == duckdb_rows(late_dataset, theirs)
+    assert result.late_rows_dropped == 9

@@ -179,3 +179,69 @@ def test_updates_into_an_append_only_sink_are_refused(session, tmp_path):
     assert "'filesystem' can only append rows" in err.message
     assert "PRIMARY KEY" in err.hint and "MATERIALIZED VIEW" in err.hint and "TUMBLE" in err.hint
     assert list(tmp_path.iterdir()) == []  # refused before anything ran
+
+
+SESSION = "TABLE(SESSION(TABLE bids PARTITION BY bidder, DESCRIPTOR(ts), INTERVAL '5' SECOND))"
+SESSION_CASES = [
+    (f"SELECT * FROM {SESSION}", BindError, "a SESSION window is known only when it closes"),
+    (
+        f"SELECT bidder, COUNT(*) FROM {SESSION} GROUP BY bidder",
+        BindError,
+        "a SESSION window is known only when it closes",
+    ),
+    (
+        f"SELECT window_start, COUNT(*) FROM {SESSION} GROUP BY window_start, window_end",
+        BindError,
+        "must group by its PARTITION BY column 'bidder'",
+    ),
+    (
+        f"SELECT window_start, bidder, COUNT(DISTINCT auction) FROM {SESSION} "
+        "GROUP BY window_start, window_end, bidder",
+        BindError,
+        "DISTINCT aggregates over SESSION windows are not supported yet",
+    ),
+    (
+        "SELECT * FROM TABLE(SESSION(TABLE bids PARTITION BY bidder + 1, DESCRIPTOR(ts), "
+        "INTERVAL '5' SECOND))",
+        BindError,
+        "SESSION is partitioned by columns",
+    ),
+    (
+        "SELECT * FROM TABLE(SESSION(TABLE bids PARTITION BY bidder, DESCRIPTOR(ts)))",
+        BindError,
+        "SESSION is missing its GAP argument",
+    ),
+    (
+        "SELECT * FROM TABLE(TUMBLE(TABLE bids PARTITION BY bidder, DESCRIPTOR(ts), "
+        "INTERVAL '5' SECOND))",
+        BindError,
+        "TUMBLE does not take PARTITION BY",
+    ),
+    (
+        "SELECT * FROM TABLE(SESSION(TABLE bids PARTITION BY bidder, DESCRIPTOR(ts), "
+        "INTERVAL '0' SECOND))",
+        BindError,
+        "the GAP of SESSION must be positive",
+    ),
+]
+
+
+@pytest.mark.parametrize(("sql", "kind", "message"), SESSION_CASES)
+def test_session_window_errors_point_at_the_sql(session, sql, kind, message):
+    with pytest.raises(kind) as info:
+        session.query(sql)
+    assert message in info.value.message
+    assert info.value.span is not None and info.value.span.line == 1
+    assert "^" in str(info.value)
+
+
+def test_session_window_with_rule_switched_off_says_so():
+    s = streamsql.connect(settings={"table.optimizer.disabled-rules": "fuse_window_assignment"})
+    s.execute(DDL)
+    with pytest.raises(PlanError) as info:
+        s.query(
+            f"SELECT window_start, bidder, COUNT(*) FROM {SESSION} "
+            "GROUP BY window_start, window_end, bidder"
+        )
+    assert "SESSION windows can only be aggregated" in info.value.message
+    assert "fuse_window_assignment" in (info.value.hint or "")

@@ -66,7 +66,7 @@ REWRITES = {
         "SECOND) AS e, SESSION_ROWTIME(ts, INTERVAL '5' SECOND) AS t, bidder, auction, "
         "COUNT(*) FROM bids GROUP BY SESSION(ts, INTERVAL '5' SECOND), bidder, auction",
         "SELECT window_start AS s, window_end AS e, window_time AS t, bidder, auction, "
-        "COUNT(*) FROM TABLE(SESSION(TABLE bids PARTITION BY bidder, auction, "
+        "COUNT(*) FROM TABLE(SESSION(TABLE bids PARTITION BY (bidder, auction), "
         "DESCRIPTOR(ts), INTERVAL '5' SECOND)) GROUP BY window_start, window_end, bidder, "
         "auction",
     ),
@@ -184,14 +184,9 @@ def test_views_and_inserts_use_the_legacy_form(session):
 
 
 def test_session_binds_to_the_session_tvf(session):
-    """The SESSION operator is not ready yet: the rewrite reaches the SESSION TVF binding."""
     sql = "SELECT COUNT(*) FROM bids GROUP BY SESSION(ts, INTERVAL '5' SECOND), bidder"
-    try:
-        plan = session.explain(sql)
-    except PlanError as err:
-        assert "SESSION windows are not supported yet" in err.message
-    else:
-        assert "SESSION" in plan
+    plan = session.explain(sql)
+    assert "window=[SESSION(partition=[" in plan and "gap=[5 s]" in plan
 
 
 T10 = f"TUMBLE(ts, {S10})"

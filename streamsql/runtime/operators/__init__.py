@@ -20,6 +20,7 @@ from streamsql.runtime.operators.base import Operator, OperatorContext
 from streamsql.runtime.operators.calc import FilterOperator, ProjectOperator
 from streamsql.runtime.operators.chain import Chain
 from streamsql.runtime.operators.scan import ScanOperator
+from streamsql.runtime.operators.session_window import SessionWindowOperator
 from streamsql.runtime.operators.sink import CollectOperator, ResultBuffer, SinkOperator
 from streamsql.runtime.operators.topn import TopNOperator
 from streamsql.runtime.operators.window_agg import WindowAggOperator
@@ -38,6 +39,8 @@ def create_operator(node: PlanNode, results: ResultBuffer | None = None) -> Oper
             return ProjectOperator(node)
         case WindowTVF():
             return WindowAssignOperator(node)
+        case WindowAggregate() if node.window.is_session:
+            return SessionWindowOperator(node)
         case WindowAggregate():
             return WindowAggOperator(node)
         case Aggregate():

@@ -262,15 +262,24 @@ class WindowAggOperator(Operator):
 
     def _output(self, merged: pa.Table) -> pa.Table:
         ends = _col(merged, "we")
-        starts = window_starts(ends.to_numpy(zero_copy_only=False), self.spec)
-        arrays = [from_ms(starts), from_ms(ends), from_ms(pc.subtract(ends, ONE))]
-        arrays += [_col(merged, k) for k in self.key_cols]
-        arrays += [_final(i, a, merged) for i, a in enumerate(self.node.aggs)]
-        out = [
-            arr.cast(f.type) if arr.type != f.type else arr
-            for arr, f in zip(arrays, self.schema, strict=True)
-        ]
-        return pa.Table.from_arrays(out, schema=self.schema)
+        starts = pa.array(window_starts(ends.to_numpy(zero_copy_only=False), self.spec))
+        keys = [_col(merged, k) for k in self.key_cols]
+        aggs = [_final(i, a, merged) for i, a in enumerate(self.node.aggs)]
+        return window_output(self.schema, starts, ends, keys, aggs)
+
+
+def window_output(
+    schema: pa.Schema, starts: pa.Array, ends: pa.Array, keys: list[pa.Array], aggs: list
+) -> pa.Table:
+    """A window aggregate's rows: window_start, window_end, window_time (end - 1 ms) from
+    epoch milliseconds, then the group keys and the aggregates, in ``schema``'s types.
+    """
+    arrays = [from_ms(starts), from_ms(ends), from_ms(pc.subtract(ends, ONE)), *keys, *aggs]
+    out = [
+        arr.cast(f.type) if arr.type != f.type else arr
+        for arr, f in zip(arrays, schema, strict=True)
+    ]
+    return pa.Table.from_arrays(out, schema=schema)
 
 
 def _late_rows(

@@ -1,0 +1,226 @@
+"""SESSION window aggregation: sessions per partition key that grow and merge as rows come.
+
+A row at time t opens the interval [t, t + gap); intervals of one partition that overlap
+or touch form one session [first t, last t + gap), as in Flink. The operator keeps the open
+sessions as partial aggregates, one row per (session, group key). Each batch is merged in
+one vectorized pass: the batch's rows, as one-row sessions, join the open sessions, all
+are sorted by (partition, start), and a segmented running maximum of the ends marks where
+a new session begins. A session is emitted once the watermark passes its last millisecond
+(end - 1). A row whose merged session would already have fired is late.
+
+The open sessions live in Arrow between checkpoints and are written to the operator's
+DuckDB table at every checkpoint barrier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from streamsql.plan.nodes import AggCall, WindowAggregate
+from streamsql.runtime.operators.accumulate import sum_input
+from streamsql.runtime.operators.base import Operator, OperatorContext
+from streamsql.runtime.operators.group_keys import GroupKeys
+from streamsql.runtime.operators.window_agg import _final, window_output
+from streamsql.runtime.operators.window_state import fire_limit
+from streamsql.runtime.timeutil import MIN_WATERMARK, to_ms
+
+WS, WE = "ws", "we"
+
+
+class SessionWindowOperator(Operator):
+    def __init__(self, node: WindowAggregate) -> None:
+        assert node.assigns and node.window.is_session
+        self.node = node
+        self.gap = node.window.size_ms
+        self.time_col = node.window.time_col
+        schema = node.input.schema
+        self.keys = GroupKeys(node.keys, schema)
+        self.key_cols = self.keys.state_columns if node.keys else []
+        positions = [node.keys.index(p) for p in node.window.partition]
+        self.partition = [c for i in positions for c in (f"k{i}", f"k{i}_null")]
+        self.partials = [p for i, a in enumerate(node.aggs) for p in _partial_specs(i, a)]
+        self.open_sessions: pa.Table | None = None
+
+    def open(self, ctx: OperatorContext) -> None:
+        super().open(ctx)
+        empty = self._row_sessions(self.node.input.schema.empty_table())
+        self.state_schema = empty.schema
+        self.open_sessions = empty
+        self.table = ctx.state.create(
+            f"{ctx.state_prefix}_window_agg_sessions_i{ctx.instance}", self.state_schema
+        )
+
+    # -- rows in ---------------------------------------------------------------------------
+
+    def process_batch(self, batch: pa.RecordBatch, input_index: int) -> Iterable[pa.RecordBatch]:
+        if batch.num_rows == 0:
+            return ()
+        rows = self._row_sessions(batch)
+        assert self.open_sessions is not None
+        n_open = self.open_sessions.num_rows
+        merged, gid, session_we = self._merge(pa.concat_tables([self.open_sessions, rows]))
+        wm = self.ctx.watermark
+        if wm != MIN_WATERMARK:
+            closed = session_we <= fire_limit(wm)  # per merged session
+            if closed.any():
+                # Only rows of this batch can form a session that closed already: an open
+                # session ends after the watermark, and merging only makes it longer.
+                self.ctx.late(batch.filter(pa.array(closed[gid[n_open:]])), wm)
+                merged = merged.filter(pa.array(~closed[merged.column("__gid").to_numpy()]))
+        self.open_sessions = merged.drop_columns(["__gid"]).cast(self.state_schema)
+        return ()
+
+    def _row_sessions(self, batch: pa.RecordBatch | pa.Table) -> pa.Table:
+        """Each row as a session of its own: [t, t + gap) with the row's partials."""
+        t = to_ms(batch.column(self.time_col))
+        cols: dict[str, pa.Array] = dict(self.keys.state_arrays(batch)) if self.key_cols else {}
+        cols[WS] = t
+        cols[WE] = pc.add(t, pa.scalar(self.gap, pa.int64()))
+        for name, values in self._row_partials(batch):
+            cols[name] = values
+        return pa.table(cols)
+
+    def _row_partials(self, batch: pa.RecordBatch | pa.Table):
+        """(column, values) of every partial for each row on its own."""
+        n = batch.num_rows
+        for i, a in enumerate(self.node.aggs):
+            mask = pc.fill_null(_col(batch, a.filter), False) if a.filter else None
+            values = None if a.arg is None else _col(batch, a.arg)
+            if mask is not None and values is not None:
+                values = pc.if_else(mask, values, pa.nulls(n, values.type))
+            for name, fn in _partial_specs(i, a):
+                if values is None:  # COUNT(*): one per row (that passes the FILTER)
+                    ones = pa.array(np.ones(n, np.int64))
+                    out = ones if mask is None else mask.cast(pa.int64())
+                elif a.func == "COUNT" or name.endswith("_c_sum"):
+                    out = pc.is_valid(values).cast(pa.int64())
+                elif fn == "sum":
+                    out = sum_input(values)
+                else:
+                    out = values
+                yield name, out
+
+    def _merge(self, sessions: pa.Table) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+        """Sessions of one partition that overlap or touch, merged: one row per (merged
+        session, group key), with ``__gid`` the merged session's number. Also returns each
+        input row's merged session number, and each merged session's end.
+        """
+        order = pc.sort_indices(sessions, [(c, "ascending") for c in (*self.partition, WS)])
+        ordered = sessions.take(order)
+        n = ordered.num_rows
+        ws = ordered.column(WS).to_numpy()
+        we = ordered.column(WE).to_numpy()
+        new_partition = _run_starts(ordered, self.partition)
+        reach = _segmented_cummax(we, new_partition)  # furthest end so far in the partition
+        starts = new_partition.copy()
+        starts[1:] |= ws[1:] > reach[:-1]
+        gid_sorted = np.cumsum(starts) - 1
+        first = np.flatnonzero(starts)
+        last = np.append(first[1:] - 1, n - 1)
+        session_ws, session_we = ws[first], reach[last]
+        with_gid = ordered.append_column("__gid", pa.array(gid_sorted, pa.int64()))
+        specs = [(name, fn) for name, fn in self.partials]
+        grouped = with_gid.group_by(["__gid", *self.key_cols], use_threads=False).aggregate(specs)
+        renames = {f"{name}_{fn}": name for name, fn in specs}
+        grouped = grouped.rename_columns([renames.get(c, c) for c in grouped.column_names])
+        g = grouped.column("__gid").to_numpy()
+        grouped = grouped.append_column(WS, pa.array(session_ws[g], pa.int64()))
+        grouped = grouped.append_column(WE, pa.array(session_we[g], pa.int64()))
+        gid = np.empty(n, np.int64)
+        gid[order.to_numpy()] = gid_sorted
+        names = [*self.key_cols, WS, WE, *(name for name, _ in specs), "__gid"]
+        return grouped.select(names), gid, session_we
+
+    # -- firing ------------------------------------------------------------------------------
+
+    def on_watermark(self, watermark: int) -> Iterable[pa.RecordBatch]:
+        assert self.open_sessions is not None
+        if self.open_sessions.num_rows == 0:
+            return ()
+        due = pc.less_equal(self.open_sessions.column(WE), pa.scalar(fire_limit(watermark)))
+        if not pc.any(due).as_py():
+            return ()
+        fired = self.open_sessions.filter(due)
+        self.open_sessions = self.open_sessions.filter(pc.invert(due))
+        return self._output(fired).to_batches()
+
+    def _output(self, fired: pa.Table) -> pa.Table:
+        order = pc.sort_indices(fired, [(WE, "ascending"), (WS, "ascending")])
+        fired = fired.take(order)
+        keys = self.keys.restore(fired) if self.key_cols else []
+        aggs = [_final(i, a, fired) for i, a in enumerate(self.node.aggs)]
+        starts = fired.column(WS).combine_chunks()
+        ends = fired.column(WE).combine_chunks()
+        return window_output(self.node.schema, starts, ends, keys, aggs)
+
+    # -- state -------------------------------------------------------------------------------
+
+    def on_barrier(self, epoch: int) -> None:
+        assert self.open_sessions is not None
+        self.ctx.state.execute(f'DELETE FROM "{self.table}"')
+        self.ctx.state.append(self.table, self.open_sessions)
+
+    def describe_state(self) -> dict[str, int]:
+        rows = self.open_sessions.num_rows if self.open_sessions is not None else 0
+        return {"session_state_rows": rows}
+
+
+def _partial_specs(i: int, a: AggCall) -> list[tuple[str, str]]:
+    """(column, merge aggregate) of each partial of ``a``, named as ``_final`` reads them."""
+    p = f"p{i}"
+    match a.func:
+        case "COUNT" | "SUM":
+            return [(f"{p}_sum", "sum")]
+        case "AVG":
+            return [(f"{p}_s_sum", "sum"), (f"{p}_c_sum", "sum")]
+        case _:
+            fn = a.func.lower()
+            return [(f"{p}_{fn}", fn)]
+
+
+def _col(batch: pa.RecordBatch | pa.Table, name: str) -> pa.Array:
+    values = batch.column(name)
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def _run_starts(ordered: pa.Table, columns: list[str]) -> np.ndarray:
+    """True where a row's ``columns`` differ from the row before (and at row 0)."""
+    n = ordered.num_rows
+    starts = np.zeros(n, dtype=bool)
+    if n:
+        starts[0] = True
+    for c in columns:
+        values = ordered.column(c).combine_chunks()
+        if n > 1:
+            starts[1:] |= pc.not_equal(values.slice(1), values.slice(0, n - 1)).to_numpy(
+                zero_copy_only=False
+            )
+    return starts
+
+
+def _segmented_cummax(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Running maximum of ``values`` that restarts where ``starts`` is True.
+
+    Each value is lifted by its segment's number times a span larger than the values'
+    range, so one running maximum over the whole array never crosses a segment; when that
+    would overflow, a log-step scan does the same.
+    """
+    if len(values) == 0:
+        return values
+    seg = np.cumsum(starts) - 1
+    low = int(values.min())
+    span = int(values.max()) - low + 1
+    if int(seg[-1]) * span < 2**62:
+        lifted = (values - low) + seg * span
+        return np.maximum.accumulate(lifted) - seg * span + low
+    out = values.copy()
+    shift = 1
+    while shift < len(out):
+        same = seg[shift:] == seg[:-shift]
+        out[shift:] = np.where(same, np.maximum(out[shift:], out[:-shift]), out[shift:])
+        shift *= 2
+    return out

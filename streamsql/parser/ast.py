@@ -25,9 +25,15 @@ class Statement:
 
 @dataclass(frozen=True)
 class Query(Statement):
-    """A SELECT (or VALUES / WITH ... SELECT / UNION ...) body parsed by sqlglot."""
+    """A SELECT (or VALUES / WITH ... SELECT / UNION ...) body parsed by sqlglot.
+
+    ``emit_on_window_close``: the query ended with RisingWave's EMIT ON WINDOW CLOSE (each
+    window's result once, final, when it closes); ``emit_span`` is where it was written.
+    """
 
     tree: exp.Expression
+    emit_on_window_close: bool = False
+    emit_span: Span | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ and every node's ``meta`` is moved from fragment offsets to offsets in the whole
 
 from __future__ import annotations
 
+import re
+
 from sqlglot import exp, parse_one
 from sqlglot.errors import ParseError as SqlglotParseError
 from sqlglot.errors import SqlglotError
@@ -19,6 +21,24 @@ from streamsql.parser.sqlglot_errors import fragment_error, tokenize
 
 # Tokens after which a SELECT with no columns is plainly cut short.
 _AFTER_EMPTY_SELECT = {TokenType.FROM, TokenType.R_PAREN, TokenType.SEMICOLON}
+
+
+#: RisingWave's clause after a query: results once per window, when it closes.
+_EMIT_ON_CLOSE = re.compile(r"\s+EMIT\s+ON\s+WINDOW\s+CLOSE\s*$", re.IGNORECASE)
+
+
+def split_emit_clause(index: LineIndex, start: int, end: int) -> tuple[int, int | None]:
+    """Where the query ``index.text[start:end]`` ends without a trailing EMIT ON WINDOW
+    CLOSE, and where that clause starts (None when there is none).
+
+    >>> split_emit_clause(LineIndex("SELECT 1 emit on window close"), 0, 29)
+    (8, 9)
+    """
+    found = _EMIT_ON_CLOSE.search(index.text, start, end)
+    if found is None:
+        return end, None
+    clause = found.start() + len(found.group()) - len(found.group().lstrip())
+    return found.start(), clause
 
 
 def parse_query(index: LineIndex, start: int, end: int) -> exp.Expression:

@@ -32,7 +32,7 @@ from streamsql.parser.ast import (
     StatementSet,
     WatermarkDef,
 )
-from streamsql.parser.fragments import parse_expression, parse_query
+from streamsql.parser.fragments import parse_expression, parse_query, split_emit_clause
 from streamsql.parser.type_rules import TypeRules, unquote, validate_type
 
 S = TypeVar("S", bound=Statement)
@@ -267,8 +267,12 @@ class AstBuilder(TypeRules):
 
     def query(self, meta: Meta, children: list[Any]) -> Query:
         source = self._source(meta)
-        tree = parse_query(self.index, meta.start_pos, source["span"].end)
-        return Query(tree, **source)
+        end, emit = split_emit_clause(self.index, meta.start_pos, source["span"].end)
+        tree = parse_query(self.index, meta.start_pos, end)
+        if emit is None:
+            return Query(tree, **source)
+        emit_span = self.index.span(emit, source["span"].end)
+        return Query(tree, emit_on_window_close=True, emit_span=emit_span, **source)
 
     # ------------------------------------------------------------------ names
 

@@ -17,7 +17,18 @@ from streamsql.plan.aggregate import (
     is_aggregate,
 )
 from streamsql.plan.group_windows import rewrite_group_window
-from streamsql.plan.nodes import Collect, Filter, Project, Scan, Sink, updates_origin
+from streamsql.plan.nodes import (
+    Collect,
+    Filter,
+    PlanNode,
+    Project,
+    Scan,
+    Sink,
+    WindowAggregate,
+    WindowTopN,
+    updates_origin,
+    walk,
+)
 from streamsql.plan.ranking import bind_rank, bounded, check_bounded, has_ranking, replace_ranking
 from streamsql.plan.scope import Scope, ScopeColumn
 from streamsql.plan.windows import bind_window_tvf, is_window_call
@@ -37,6 +48,7 @@ class Binder:
         """A SELECT statement: its rows go back to the caller."""
         root = Collect(self.bind_query(query.tree).node)
         check_bounded(root)
+        _check_emit_on_close(query, root)
         return root
 
     def insert(self, stmt: ast.Insert) -> Sink:
@@ -72,6 +84,7 @@ class Binder:
                 exprs.append((f.name, exp.Null()))
         node = Project(scope.node, tuple(exprs))
         check_bounded(node)
+        _check_emit_on_close(stmt.query, node)
         if node.mode.updating and not table.connector.accepts_updates(table.context):
             raise PlanError(
                 f"INSERT INTO {table.name}: the query produces updates, from "
@@ -289,6 +302,29 @@ class Binder:
         else:
             name = f"EXPR${index}"
         return _unique(name, taken)
+
+
+def _check_emit_on_close(query: ast.Query, root: PlanNode) -> None:
+    """EMIT ON WINDOW CLOSE asks for each window's final result once: the query must
+    window its rows, and nothing in it may update a result after it was emitted.
+    """
+    if not query.emit_on_window_close:
+        return
+    span = query.emit_span or query.span
+    if not any(isinstance(n, WindowAggregate | WindowTopN) for n in walk((root,))):
+        raise PlanError(
+            "EMIT ON WINDOW CLOSE needs a window aggregation or window Top-N",
+            span=span,
+            hint="group by window_start, window_end of a TUMBLE, HOP, CUMULATE or SESSION "
+            "window; other queries emit each row as it comes",
+        )
+    if root.mode.updating:
+        raise PlanError(
+            f"EMIT ON WINDOW CLOSE: this query updates results it has emitted (from "
+            f"{updates_origin(root)})",
+            span=span,
+            hint="drop EMIT ON WINDOW CLOSE, or aggregate only per window",
+        )
 
 
 def _is_star(e: exp.Expression) -> bool:

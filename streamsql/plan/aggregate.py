@@ -22,6 +22,7 @@ from streamsql.plan.nodes import (
     Project,
     WindowAggregate,
     WindowSpec,
+    WindowTVF,
 )
 from streamsql.plan.scope import Scope, ScopeColumn
 from streamsql.types import sql_type_name
@@ -36,6 +37,16 @@ SESSION_HINT = (
     "e.g. SELECT window_start, window_end, k, COUNT(*) FROM TABLE(SESSION(TABLE t "
     "PARTITION BY k, DESCRIPTOR(ts), INTERVAL '5' MINUTE)) GROUP BY window_start, window_end, k"
 )
+
+
+
+def unaggregated_session(scope: Scope) -> bool:
+    """Whether ``scope`` reads a SESSION TVF's rows (not yet aggregated into sessions)."""
+    node = scope.node
+    while isinstance(node, Filter):
+        node = node.input
+    return isinstance(node, WindowTVF) and node.window.is_session
+
 
 AGGREGATES: dict[type, str] = {
     exp.Count: "COUNT",
@@ -110,7 +121,7 @@ class AggregateBinder:
         end = scope.window_columns.get("end")
         names = {g.name for g in groups if isinstance(g, exp.Column)}
         windowed = scope.window is not None and start in names and end in names
-        if scope.window is not None and scope.window.is_session and not windowed:
+        if unaggregated_session(scope) and not windowed:
             raise BindError(
                 SESSION_ONLY_AGGREGATED, span=span_of(group or self.sel), hint=SESSION_HINT
             )

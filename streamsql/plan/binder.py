@@ -15,6 +15,7 @@ from streamsql.plan.aggregate import (
     AggregateBinder,
     contains_aggregate,
     is_aggregate,
+    unaggregated_session,
 )
 from streamsql.plan.group_windows import rewrite_group_window
 from streamsql.plan.nodes import (
@@ -148,7 +149,7 @@ class Binder:
         )
         if aggregated:
             return AggregateBinder(self, sel, scope).bind()
-        if scope.window is not None and scope.window.is_session:
+        if unaggregated_session(scope):
             raise BindError(SESSION_ONLY_AGGREGATED, span=span_of(from_.this), hint=SESSION_HINT)
         if sel.args.get("having") is not None:
             raise BindError("HAVING needs GROUP BY", span=span_of(sel.args["having"]))

@@ -171,6 +171,40 @@ CASES = {
         f"SELECT window_start, window_end, bidder, COUNT(*) FROM {d_session('bidder', 3000)} "
         f"GROUP BY window_start, window_end, bidder",
     ),
+    "window_top3": (
+        "SELECT window_start, id, price, rn FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY "
+        f"window_start, window_end ORDER BY price DESC, id) AS rn FROM {TUMBLE} "
+        "WHERE price IS NOT NULL) WHERE rn <= 3",
+        "SELECT window_start, id, price, rn FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY "
+        f"window_start, window_end ORDER BY price DESC, id) AS rn FROM {D_TUMBLE} "
+        "WHERE price IS NOT NULL) WHERE rn <= 3",
+    ),
+    "window_dedup_first_per_bidder": (
+        "SELECT window_start, bidder, id, ts FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY "
+        f"window_start, window_end, bidder ORDER BY ts, id) AS rn FROM {HOP}) WHERE rn = 1",
+        "SELECT window_start, bidder, id, ts FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY "
+        f"window_start, window_end, bidder ORDER BY ts, id) AS rn FROM {D_HOP}) WHERE rn = 1",
+    ),
+    "topn_after_window_aggregation": (
+        "SELECT window_start, auction, n, rn FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY "
+        "window_start, window_end ORDER BY n DESC, auction) AS rn FROM (SELECT window_start, "
+        f"window_end, auction, COUNT(*) AS n FROM {TUMBLE} GROUP BY window_start, window_end, "
+        "auction)) WHERE rn <= 2",
+        "SELECT window_start, auction, n, rn FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY "
+        "window_start, window_end ORDER BY n DESC, auction) AS rn FROM (SELECT window_start, "
+        f"window_end, auction, COUNT(*) AS n FROM {D_TUMBLE} GROUP BY window_start, "
+        "window_end, auction)) WHERE rn <= 2",
+    ),
+    "topn_after_session_aggregation": (
+        "SELECT window_start, bidder, n FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY "
+        "window_start, window_end ORDER BY n DESC, bidder) AS rn FROM (SELECT window_start, "
+        f"window_end, bidder, COUNT(*) AS n FROM {session('bidder', 3000)} "
+        "GROUP BY window_start, window_end, bidder)) WHERE rn <= 1",
+        "SELECT window_start, bidder, n FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY "
+        "window_start, window_end ORDER BY n DESC, bidder) AS rn FROM (SELECT window_start, "
+        f"window_end, bidder, COUNT(*) AS n FROM {d_session('bidder', 3000)} "
+        "GROUP BY window_start, window_end, bidder)) WHERE rn <= 1",
+    ),
     "hop_distinct_filtered": (
         f"SELECT window_start, COUNT(DISTINCT bidder) AS bidders, MAX(price) AS top "
         f"FROM {HOP} WHERE channel <> 'api' GROUP BY window_start, window_end",

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 from streamsql.plan.nodes import AggCall, WindowAggregate, WindowSpec
 from streamsql.runtime.operators.accumulate import average, sum_input
 from streamsql.runtime.operators.base import Operator, OperatorContext
+from streamsql.runtime.operators.pane_grid import slide_panes
 from streamsql.runtime.operators.window_assign import assign_windows, tumble_starts
 from streamsql.runtime.operators.window_state import WindowState, fire_limit
 from streamsql.runtime.scalars import ONE, i64
@@ -101,9 +102,17 @@ class WindowAggOperator(Operator):
         return pa.concat_tables(fired)
 
     def _fire_copies(self, first: int, last: int) -> pa.Table:
-        """The windows ending in ``[first, last]``: every pane copied into each of them."""
+        """The windows ending in ``[first, last]``: on a dense grid of panes by key when it
+        applies, else every pane copied into each of its windows and merged.
+        """
         slide, size = self.spec.slide_ms, self.spec.size_ms
         panes = self.windows.read(first - size, last)
+        if not self.distinct:
+            specs = [("__n", "sum")] + [s[:2] for i, a in self.plain for s in _merge_specs(i, a)]
+            window = (first, last, slide, size)
+            merged = slide_panes(panes["partials"], self.key_cols, specs, window)
+            if merged is not None:
+                return self._output(merged)
         return self._merge(
             {k: _into_windows(rows, first, last, slide, size) for k, rows in panes.items()}
         )

@@ -56,6 +56,8 @@ class CatalogTable:
     primary_key: tuple[str, ...] = ()
     option_spans: Mapping[str, Span] = field(default_factory=dict)
     kind: str = "table"  # or "materialized view"
+    #: The processing-time attribute: the column declared ``AS PROCTIME()``, if any.
+    proctime_attribute: str | None = None
 
     @property
     def schema(self) -> pa.Schema:
@@ -101,6 +103,8 @@ class CatalogTable:
                 extras.append(f"AS {to_sql(c.expr)}")
             if self.watermark and c.name == self.watermark.column:
                 extras.append(f"*ROWTIME* WATERMARK AS {to_sql(self.watermark.expr)}")
+            if c.name == self.proctime_attribute:
+                extras.append("*PROCTIME*")
             rows.append((c.name, sql_type_name(c.type), c.nullable, " ".join(extras)))
         return rows
 
@@ -235,8 +239,18 @@ def build_table(name: str, stmt: ast.CreateTable) -> CatalogTable:
             compiled = compile_expr(col.expr, physical_schema)
             columns.append(TableColumn(col.name, compiled.type, col.expr))
     schema = pa.schema([pa.field(c.name, c.type) for c in columns])
+    proctime = _proctime(stmt)
     watermark = None
     if stmt.watermark is not None:
+        if stmt.watermark.column == proctime:
+            raise BindError(
+                f"'{proctime}' is a processing-time attribute (AS PROCTIME()); "
+                "WATERMARK FOR needs an event-time column",
+                span=stmt.watermark.span,
+                hint="put the watermark on a TIMESTAMP(3) column of the data; windows on "
+                f"DESCRIPTOR({proctime}) need no watermark",
+            )
+        _no_clock_in(stmt.watermark, proctime)
         watermark = _watermark(stmt.watermark, schema)
     for key in stmt.primary_key:
         if key not in seen:
@@ -253,9 +267,41 @@ def build_table(name: str, stmt: ast.CreateTable) -> CatalogTable:
         watermark=watermark,
         primary_key=stmt.primary_key,
         option_spans=option_spans,
+        proctime_attribute=proctime,
     )
     _check_options_known(table)
     return table
+
+
+def is_proctime_call(e: exp.Expression) -> bool:
+    """Whether ``e`` is exactly ``PROCTIME()``, which declares a processing-time attribute."""
+    return isinstance(e, exp.Anonymous) and str(e.this).upper() == "PROCTIME" and not e.expressions
+
+
+def _proctime(stmt: ast.CreateTable) -> str | None:
+    """The column declared ``AS PROCTIME()``; a table has at most one."""
+    found = [c for c in stmt.columns if isinstance(c, ast.ComputedColumn)]
+    found = [c for c in found if is_proctime_call(c.expr)]
+    if len(found) > 1:
+        raise BindError(
+            f"table '{stmt.name}' declares two processing-time attributes, "
+            f"'{found[0].name}' and '{found[1].name}'",
+            span=found[1].span,
+            hint="keep one `AS PROCTIME()` column: a table has one processing time",
+        )
+    return found[0].name if found else None
+
+
+def _no_clock_in(wm: ast.WatermarkDef, proctime: str | None) -> None:
+    """A watermark follows the rows' event time, never the clock."""
+    for node in wm.expr.find_all(exp.Anonymous, exp.Column):
+        if is_proctime_call(node) or (isinstance(node, exp.Column) and node.name == proctime):
+            raise BindError(
+                "the watermark expression reads processing time "
+                f"({to_sql(node)}); it must be computed from '{wm.column}'",
+                span=span_of(node) or wm.span,
+                hint=f"e.g. WATERMARK FOR {wm.column} AS {wm.column} - INTERVAL '5' SECOND",
+            )
 
 
 def _watermark(wm: ast.WatermarkDef, schema: pa.Schema) -> Watermark:

@@ -165,7 +165,7 @@ def _no_output_hints(result: JobResult) -> list[str]:
 
 def _select(session: Session, stmt: ast.Query, out: Console, summarize) -> Output:
     """Print a SELECT's result: a table for a bounded query, rows as they come otherwise."""
-    planned = session.plan((Binder(session.catalog).query(stmt),))
+    planned = session.plan((Binder(session.catalog, session.settings).query(stmt),))
     schema = batch_schema(planned.roots[0])
     results = ResultBuffer(schema)
     if planned.bounded:  # the final result; an updating query's changes are applied

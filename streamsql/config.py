@@ -59,6 +59,26 @@ SETTINGS: tuple[Option, ...] = (
         help="table that receives the rows windowed operators drop as late ('': drop, count)",
     ),
     Option(
+        "table.exec.emit.allow-lateness",
+        "duration",
+        0,
+        help="window aggregates keep fired windows this long and update them with late rows "
+        "(an updating result)",
+    ),
+    Option(
+        "table.exec.emit.early-fire.enabled",
+        "bool",
+        False,
+        help="window aggregates emit partial results before their windows close (an "
+        "updating result)",
+    ),
+    Option(
+        "table.exec.emit.early-fire.delay",
+        "duration",
+        0,
+        help="processing time between a window aggregate's early results (> 0 when enabled)",
+    ),
+    Option(
         "table.optimizer.disabled-rules",
         "string",
         "",

@@ -134,6 +134,9 @@ class Session:
         self.stdout = stdout
         self._jobs = itertools.count(1)
         self.last_result: JobResult | None = None
+        #: Processing time for PROCTIME() and NOW() in epoch milliseconds (None: the wall
+        #: clock); tests set a fake one.
+        self.clock: Callable[[], int] | None = None
         self._background: dict[str, tuple[Driver, threading.Thread, MaterializedTable]] = {}
 
     # -- scripts ---------------------------------------------------------------------------
@@ -159,7 +162,8 @@ class Session:
         with _pointing_at(script):
             for stmt in parse_script(script):
                 if isinstance(stmt, ast.Insert | ast.StatementSet):
-                    bound += [Binder(self.catalog).insert(i) for i in ast.inserts_of(stmt)]
+                    binder = Binder(self.catalog, self.settings)
+                    bound += [binder.insert(i) for i in ast.inserts_of(stmt)]
                     continue
                 if isinstance(stmt, ast.Query) and select is not None:
                     output = select(stmt)
@@ -205,7 +209,7 @@ class Session:
             case ast.Query():
                 return Output(stmt, table=self._query(stmt))
             case ast.Insert() | ast.StatementSet():
-                binder = Binder(self.catalog)
+                binder = Binder(self.catalog, self.settings)
                 job = self.run_job(tuple(binder.insert(i) for i in ast.inserts_of(stmt)))
                 return Output(stmt, message=job.summary())
         raise PlanError(f"cannot run {type(stmt).__name__} statements", span=stmt.span)
@@ -237,7 +241,7 @@ class Session:
             stmt = parse_statement(sql)
             if not isinstance(stmt, ast.Query):
                 raise PlanError("sql() takes a SELECT", span=stmt.span)
-            root = Binder(self.catalog).query(stmt)
+            root = Binder(self.catalog, self.settings).query(stmt)
             return QueryHandle(self, self.plan((root,)), sql)
 
     def explain(self, sql: str, *, verbose: bool = False) -> str:
@@ -251,7 +255,7 @@ class Session:
             return self._explain(ast.Explain(target, verbose=verbose))
 
     def _query(self, stmt: ast.Query) -> pa.Table:
-        root = Binder(self.catalog).query(stmt)
+        root = Binder(self.catalog, self.settings).query(stmt)
         planned = self.plan((root,))
         if not planned.bounded:
             raise PlanError(
@@ -310,14 +314,20 @@ class Session:
         state = StateStore(duck.cursor(self.con), prefix=f"j{n}_")
         name = f"{self.settings['pipeline.name']}-{n}"
         job = Job(
-            planned.graph, self.settings, state, name=name, stdout=self.stdout, results=results
+            planned.graph,
+            self.settings,
+            state,
+            name=name,
+            stdout=self.stdout,
+            results=results,
+            clock=self.clock,
         )
         return Driver(job)
 
     # -- introspection -----------------------------------------------------------------------
 
     def _explain(self, stmt: ast.Explain) -> str:
-        binder = Binder(self.catalog)
+        binder = Binder(self.catalog, self.settings)
         target = stmt.target
         if isinstance(target, ast.Query):
             roots: tuple[PlanNode, ...] = (binder.query(target),)
@@ -347,7 +357,7 @@ class Session:
         if hasattr(found, "describe"):
             rows = found.describe()
         else:
-            scope = Binder(self.catalog).bind_query(found.query.tree)
+            scope = Binder(self.catalog, self.settings).bind_query(found.query.tree)
             rows = [
                 (c.name, sql_type_name(f.type), True, "")
                 for c, f in zip(scope.columns, scope.node.schema, strict=True)
@@ -377,7 +387,7 @@ class Session:
             if stmt.if_not_exists:
                 return f"materialized view {name} exists"
             raise BindError(f"table or view '{name}' already exists", span=stmt.span)
-        scope = Binder(self.catalog).bind_query(stmt.query.tree)
+        scope = Binder(self.catalog, self.settings).bind_query(stmt.query.tree)
         node = scope.node
         check_bounded(node)
         if stmt.columns:

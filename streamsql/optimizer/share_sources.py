@@ -15,10 +15,10 @@ def share_sources(roots: tuple[PlanNode, ...], ctx: OptimizerContext) -> tuple[P
     """All scans of one table become one scan of the union of their columns; branches that
     need fewer columns get a projection on top (shown as fan-out in EXPLAIN).
     """
-    scans: dict[str, list[Scan]] = defaultdict(list)
+    scans: dict[tuple[str, bool], list[Scan]] = defaultdict(list)
     for node in walk(roots):
-        if isinstance(node, Scan):
-            scans[node.table.name].append(node)
+        if isinstance(node, Scan):  # a scan on processing time has a watermark of its own
+            scans[node.table.name, node.proctime].append(node)
     shared: dict[int, PlanNode] = {}
     for group in scans.values():
         if len(group) < 2:

@@ -20,7 +20,7 @@ def explain_physical(graph: JobGraph, *, idle_timeout_ms: int = 0) -> str:
             lines.append(f"  state: DuckDB table {table}_i{{{instances}}}")
         watermark = _watermark(task)
         if watermark:
-            if idle_timeout_ms and isinstance(task.head, Scan):
+            if idle_timeout_ms and isinstance(task.head, Scan) and not task.head.proctime:
                 watermark += f"; idle after {idle_timeout_ms} ms without rows"
             lines.append(f"  watermark: {watermark}")
         for node in task.nodes:
@@ -35,6 +35,8 @@ def explain_physical(graph: JobGraph, *, idle_timeout_ms: int = 0) -> str:
 
 def _watermark(task: Task) -> str | None:
     head = task.head
+    if isinstance(head, Scan) and head.proctime and head.watermarks:
+        return f"processing time: the clock, stamped into {head.table.proctime_attribute}"
     if isinstance(head, Scan) and head.table.watermark is not None and head.watermarks:
         return f"generated from {head.table.watermark.describe()}"
     attr = task.tail.time_attr

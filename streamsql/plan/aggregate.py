@@ -13,6 +13,7 @@ from streamsql.errors import BindError, PlanError
 from streamsql.expr import compile_expr, compile_predicate
 from streamsql.parser.dialect import to_sql
 from streamsql.parser.spans import span_of
+from streamsql.plan.emit import window_emit
 from streamsql.plan.nodes import (
     WINDOW_COLUMNS,
     AggCall,
@@ -23,6 +24,7 @@ from streamsql.plan.nodes import (
     WindowAggregate,
     WindowSpec,
     WindowTVF,
+    updates_origin,
 )
 from streamsql.plan.scope import Scope, ScopeColumn
 from streamsql.types import sql_type_name
@@ -37,7 +39,6 @@ SESSION_HINT = (
     "e.g. SELECT window_start, window_end, k, COUNT(*) FROM TABLE(SESSION(TABLE t "
     "PARTITION BY k, DESCRIPTOR(ts), INTERVAL '5' MINUTE)) GROUP BY window_start, window_end, k"
 )
-
 
 
 def unaggregated_session(scope: Scope) -> bool:
@@ -162,7 +163,8 @@ class AggregateBinder:
             window = scope.window
             if window.is_session:
                 window = self._session_keys(window, groups, group)
-            node = WindowAggregate(pre, window, keys, calls)
+            emit = window_emit(self.binder.settings, window.kind, span_of(group or self.sel))
+            node = WindowAggregate(pre, window, keys, calls, emit=emit)
         else:
             node = Aggregate(pre, keys, calls)
         if having_expr is not None:
@@ -306,7 +308,7 @@ def _require_append(node: PlanNode, what: str, at: exp.Expression) -> None:
     if node.mode.updating:
         raise PlanError(
             f"{what} needs an append-only input, but its input is an updating stream "
-            f"({node.mode.kind})",
+            f"({node.mode.kind}, from {updates_origin(node)})",
             span=span_of(at),
             hint="apply the window to the append-only source first, then aggregate the "
             "windowed result",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pyarrow as pa
 from sqlglot import exp
 
@@ -17,6 +19,7 @@ from streamsql.plan.aggregate import (
     is_aggregate,
     unaggregated_session,
 )
+from streamsql.plan.emit import UPDATING_SINKS
 from streamsql.plan.group_windows import rewrite_group_window
 from streamsql.plan.nodes import (
     Collect,
@@ -35,12 +38,18 @@ from streamsql.plan.scope import Scope, ScopeColumn
 from streamsql.plan.windows import bind_window_tvf, is_window_call
 from streamsql.types import sql_type_name
 
+if TYPE_CHECKING:
+    from streamsql.config import Settings
+
 
 class Binder:
-    """Binds queries against a catalog. One instance per statement."""
+    """Binds queries against a catalog. One instance per statement. ``settings`` (the
+    session's) decide how window aggregates emit; without them they emit at window close.
+    """
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, settings: Settings | None = None) -> None:
         self.catalog = catalog
+        self.settings = settings
         self._expanding: list[str] = []  # views being expanded, to catch cycles
 
     # -- statements ------------------------------------------------------------------------
@@ -87,6 +96,7 @@ class Binder:
         check_bounded(node)
         _check_emit_on_close(stmt.query, node)
         if node.mode.updating and not table.connector.accepts_updates(table.context):
+            _refuse_updating_windows(node, table, stmt)
             raise PlanError(
                 f"INSERT INTO {table.name}: the query produces updates, from "
                 f"{updates_origin(node)}, but connector "
@@ -303,6 +313,21 @@ class Binder:
         else:
             name = f"EXPR${index}"
         return _unique(name, taken)
+
+
+def _refuse_updating_windows(node: PlanNode, table: CatalogTable, stmt: ast.Insert) -> None:
+    """An append-only sink under a window aggregate that the emit settings made updating:
+    say which setting did it.
+    """
+    for n in walk(node):
+        if isinstance(n, WindowAggregate) and n.emit.updating:
+            raise PlanError(
+                f"INSERT INTO {table.name}: the window aggregation is updating because "
+                f"{n.emit.because()}, but connector '{table.connector.name}' can only "
+                "append rows",
+                span=stmt.query.span or stmt.span,
+                hint=f"{UPDATING_SINKS}, or RESET the setting for this query",
+            )
 
 
 def _check_emit_on_close(query: ast.Query, root: PlanNode) -> None:

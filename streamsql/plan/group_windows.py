@@ -247,9 +247,10 @@ def _window_column(call: exp.Anonymous, window: exp.Anonymous, qualifier: str) -
     kind, _, suffix = _name(call).rpartition("_")
     if suffix == "PROCTIME":
         raise PlanError(
-            f"{_name(call)} is not supported: group windows run on event time",
+            f"{_name(call)} is not supported",
             span=span_of(call),
-            hint=f"use {kind}_ROWTIME for the time attribute of the window",
+            hint=f"use {kind}_ROWTIME for the time attribute of the window (the window's "
+            "window_time, on processing time too)",
         )
     if kind != _name(window) or _signature(call, qualifier) != _signature(window, qualifier):
         raise BindError(

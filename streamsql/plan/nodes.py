@@ -19,6 +19,7 @@ from streamsql.errors import Span
 from streamsql.expr import compile_expr, compile_predicate
 from streamsql.parser.dialect import to_sql
 from streamsql.plan.changelog import APPEND, RETRACT, Changelog
+from streamsql.plan.emit import WindowEmit, duration_text
 from streamsql.types import TIME_TYPE, sql_type_name
 
 if TYPE_CHECKING:
@@ -103,11 +104,16 @@ class Scan(PlanNode):
     #: Whether to generate watermarks (set off by prune_columns when no operator of the job
     #: uses event time, so that the time column need not be read).
     watermarks: bool = True
+    #: Whether the job runs this scan on processing time (set by the binder when a window
+    #: uses the table's PROCTIME() column): that column is then the time attribute, and the
+    #: watermark is the clock.
+    proctime: bool = False
 
     def __post_init__(self) -> None:
         known = set(self.table.schema.names)
         missing = [c for c in self.columns if c not in known]
         assert not missing, f"Scan of {self.table.name} has no columns {missing}"
+        assert not self.proctime or self.table.proctime_attribute, "no PROCTIME() column"
 
     @property
     def schema(self) -> pa.Schema:
@@ -116,7 +122,7 @@ class Scan(PlanNode):
 
     @property
     def time_attr(self) -> str | None:
-        col = self.table.time_attribute
+        col = self.table.proctime_attribute if self.proctime else self.table.time_attribute
         return col if col in self.columns else None
 
     @property
@@ -125,7 +131,9 @@ class Scan(PlanNode):
 
     def details(self) -> list[str]:
         items = [f"table=[{self.table.name}]", f"fields=[{_cols(self.columns)}]"]
-        if self.table.watermark is not None and self.watermarks:
+        if self.proctime:
+            items.append(f"proctime=[{self.table.proctime_attribute}]")
+        elif self.table.watermark is not None and self.watermarks:
             items.append(f"watermark=[{self.table.watermark.describe()}]")
         return items
 
@@ -227,12 +235,7 @@ class WindowSpec:
         return self.kind == "SESSION"
 
     def describe(self) -> str:
-        def ms(v: int) -> str:
-            for unit, n in (("d", 86_400_000), ("h", 3_600_000), ("min", 60_000), ("s", 1000)):
-                if v % n == 0:
-                    return f"{v // n} {unit}"
-            return f"{v} ms"
-
+        ms = duration_text
         args = [f"time_col=[{self.time_col}]"]
         if self.kind == "HOP":
             args += [f"slide=[{ms(self.slide_ms)}]", f"size=[{ms(self.size_ms)}]"]
@@ -318,7 +321,9 @@ class AggCall:
 @_one_input
 class WindowAggregate(PlanNode):
     """Aggregate per window and key; each window is emitted once when the watermark passes
-    its end. The input carries window_start/window_end (from a WindowTVF), or, when
+    its end, unless ``emit`` (from the 'table.exec.emit.*' settings) also fires it early or
+    updates it with late rows: the output is then an upsert stream keyed by the window and
+    the keys. The input carries window_start/window_end (from a WindowTVF), or, when
     ``assigns`` is set, the window's time column: the operator then assigns windows itself.
     """
 
@@ -331,6 +336,7 @@ class WindowAggregate(PlanNode):
     shuffle_keys: tuple[str, ...] | None = None  # decided by choose_grouping_keys
     assigns: bool = False  # set by fuse_window_assignment
     late_sink: LateSink | None = None  # set from 'table.exec.late-rows.sink'
+    emit: WindowEmit = field(default_factory=WindowEmit)  # from 'table.exec.emit.*'
 
     def __post_init__(self) -> None:
         names = set(self.input.schema.names)
@@ -345,11 +351,19 @@ class WindowAggregate(PlanNode):
         if self.window.is_session:
             return ("sessions",)
         distinct = tuple(f"distinct{i}" for i, a in enumerate(self.aggs) if a.distinct)
-        return ("partials", *distinct)
+        emitted = ("emitted",) if self.emit.updating else ()  # the rows to update later
+        return ("partials", *distinct, *emitted)
 
     @property
     def mode(self) -> Changelog:
+        if self.emit.updating:
+            return Changelog("upsert", ("window_start", "window_end", *self.keys))
         return APPEND
+
+    @property
+    def updating_because(self) -> str:
+        """Why the output updates (the settings), or ''."""
+        return self.emit.because()
 
     @property
     def window_inputs(self) -> tuple[str, ...]:
@@ -373,7 +387,7 @@ class WindowAggregate(PlanNode):
         if self.keys:
             items.append(f"groupBy=[{_cols(self.keys)}]")
         items.append(f"select=[{', '.join(a.describe() for a in self.aggs)}]")
-        items.append("emit=[on window close]")
+        items.append(f"emit=[{self.emit.describe()}]")
         if self.late_sink:
             items.append(f"late=[{self.late_sink.describe()}]")
         return items
@@ -619,7 +633,8 @@ def updates_origin(node: PlanNode) -> str:
     """A description of the node that turns an append-only stream into an updating one."""
     for candidate in walk(node):
         if candidate.mode.updating and not any(i.mode.updating for i in candidate.inputs):
-            return candidate.describe()
+            because = getattr(candidate, "updating_because", "")
+            return candidate.describe() + (f", updating because {because}" if because else "")
     return node.describe()
 
 

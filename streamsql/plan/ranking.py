@@ -21,6 +21,7 @@ from streamsql.plan.nodes import (
     Rank,
     SortKey,
     TopN,
+    WindowAggregate,
     WindowTopN,
     walk,
 )
@@ -112,6 +113,8 @@ def bounded(node: PlanNode, cond: exp.Expression) -> tuple[PlanNode, exp.Express
         return node, cond
     if limit < 1:
         raise PlanError("the filter on ROW_NUMBER() keeps no row", span=span_of(cond))
+    if rank.window_end is not None:
+        _refuse_updating_windows(rank)
     if rank.window_end is not None and not rank.input.mode.updating:
         top: PlanNode = WindowTopN(
             rank.input, rank.partition_keys, rank.order, limit, RANK, rank.window_end
@@ -121,6 +124,21 @@ def bounded(node: PlanNode, cond: exp.Expression) -> tuple[PlanNode, exp.Express
     out = top if project is None else Project(top, project.exprs)
     remaining = functools.reduce(lambda a, b: exp.And(this=a, expression=b), rest) if rest else None
     return out, remaining
+
+
+def _refuse_updating_windows(rank: Rank) -> None:
+    """A Top-N per window ranks each window once, when it closes: not over window results
+    that the emit settings update after that.
+    """
+    for node in walk(rank.input):
+        if isinstance(node, WindowAggregate) and node.emit.updating:
+            raise PlanError(
+                "a Top-N per window needs each window's final rows, but the window "
+                f"aggregation below it is updating because {node.emit.because()}",
+                span=rank.span,
+                hint="RESET the setting for this query, or rank without window_start and "
+                "window_end in PARTITION BY",
+            )
 
 
 def check_bounded(root: PlanNode) -> None:

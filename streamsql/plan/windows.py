@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 from sqlglot import exp
@@ -11,6 +12,7 @@ from streamsql.expr import interval_ms
 from streamsql.parser.dialect import TableArgument
 from streamsql.parser.spans import span_of
 from streamsql.plan.nodes import WINDOW_COLUMNS, WindowSpec, WindowTVF, updates_origin
+from streamsql.plan.proctime import on_processing_time, proctime_columns
 from streamsql.plan.scope import Scope, ScopeColumn
 
 if TYPE_CHECKING:
@@ -58,7 +60,7 @@ def bind_window_tvf(
             span=span_of(data),
             hint="window the append-only source, then aggregate the windows",
         )
-    time_col = _descriptor(kind, args.get("TIMECOL"), inner, call)
+    time_col, inner = _descriptor(kind, args.get("TIMECOL"), inner, call)
     if kind == "SESSION":
         partition = _partition_keys(data, inner)
         spec = WindowSpec(kind, time_col, _interval(kind, args, "GAP", call), partition=partition)
@@ -145,7 +147,12 @@ def _partition_keys(data: TableArgument, inner: Scope) -> tuple[str, ...]:
     return tuple(dict.fromkeys(keys))
 
 
-def _descriptor(kind: str, arg: exp.Expression | None, inner: Scope, call: exp.Expression) -> str:
+def _descriptor(
+    kind: str, arg: exp.Expression | None, inner: Scope, call: exp.Expression
+) -> tuple[str, Scope]:
+    """The time column, and the input scope: switched to processing time when the column
+    is a PROCTIME() attribute.
+    """
     if not (isinstance(arg, exp.Anonymous) and str(arg.this).upper() == "DESCRIPTOR"):
         raise BindError(
             f"the time column of {kind} is given as DESCRIPTOR(column)",
@@ -157,22 +164,31 @@ def _descriptor(kind: str, arg: exp.Expression | None, inner: Scope, call: exp.E
     bound = inner.resolve(col)
     name = bound.name
     time_attr = inner.node.time_attr
-    if time_attr != name:
-        user = col.name
-        if time_attr is None:
-            hint = (
-                "declare a watermark on it in CREATE TABLE, e.g. "
-                f"WATERMARK FOR {user} AS {user} - INTERVAL '5' SECOND"
-            )
-        else:
-            shown = next((c.name for c in inner.columns if c.internal == time_attr), time_attr)
-            hint = f"the time attribute of this input is '{shown}'"
-        raise BindError(
-            f"'{user}' is not a time attribute: windows need a column with a WATERMARK",
-            span=span_of(col),
-            hint=hint,
+    if time_attr == name:
+        return name, inner
+    switched = on_processing_time(inner.node, name)
+    if switched is not None:
+        return name, dataclasses.replace(inner, node=switched)
+    user = col.name
+
+    def shown(internal: str) -> str:
+        return next((c.name for c in inner.columns if c.internal == internal), internal)
+
+    attrs = [f"'{shown(a)}'" for a in [time_attr, *proctime_columns(inner.node)] if a]
+    if attrs:
+        hint = f"the time attribute of this input is {' or '.join(attrs)}"
+    else:
+        hint = (
+            "declare event time with a watermark in CREATE TABLE, e.g. "
+            f"WATERMARK FOR {user} AS {user} - INTERVAL '5' SECOND, or processing time "
+            "with a column `pt AS PROCTIME()`"
         )
-    return name
+    raise BindError(
+        f"'{user}' is not a time attribute: windows need a column with a WATERMARK "
+        "or a PROCTIME() column",
+        span=span_of(col),
+        hint=hint,
+    )
 
 
 def _interval(kind: str, args: dict[str, exp.Expression], key: str, call: exp.Expression) -> int:

@@ -122,14 +122,24 @@ class Driver:
 
     @staticmethod
     def _quiet(src: Instance) -> float:
-        """Seconds since the source last delivered rows."""
+        """Seconds since the source last delivered rows (none on processing time: its
+        watermark is the clock, which never stands still).
+        """
+        if src.scan is not None and src.scan.proctime is not None:
+            return 0.0
         return time.monotonic() - src.last_active
 
     def _source_hint(self, src: Instance) -> None:
-        """A watermark the source vouches for itself (e.g. a scripted stream's)."""
+        """A watermark the source vouches for itself (e.g. a scripted stream's), or the
+        clock's when the scan runs on processing time: it moves on every round.
+        """
         assert src.reader is not None and src.scan is not None
         hint = src.reader.watermark()
-        if hint is not None and src.scan.rowtime is not None and hint > src.watermark:
+        if src.scan.proctime is not None:
+            hint = src.scan.clock_watermark()
+        elif src.scan.rowtime is None:
+            hint = None
+        if hint is not None and hint > src.watermark:
             if src.idle:
                 self._set_idle(src, False)
             self._advance(src, hint)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -152,8 +153,10 @@ class Job:
         name: str = "job",
         stdout: TextIO | None = None,
         results: ResultBuffer | None = None,
+        clock: Callable[[], int] | None = None,
     ) -> None:
         self.graph = graph
+        self.clock = clock  # processing time in epoch ms; None: the wall clock
         self.settings = settings
         self.state = state
         self.name = name
@@ -191,6 +194,7 @@ class Job:
                 stdout=self.stdout,
                 job_name=self.name,
                 late_rows=self.late_rows if getattr(node, "late_sink", None) else None,
+                clock=self.clock,
             )
             ops.append(op)
             contexts.append(ctx)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -36,6 +36,8 @@ class OperatorContext:
     extras: dict[str, Any] = field(default_factory=dict)
     #: The job's late-row writer ('table.exec.late-rows.sink'), for windowed operators.
     late_rows: LateRowWriter | None = None
+    #: Processing time in epoch milliseconds (None: the wall clock); tests inject one.
+    clock: Callable[[], int] | None = None
 
     @property
     def state_prefix(self) -> str:
@@ -57,7 +59,11 @@ class OperatorContext:
     def eval_context(self) -> EvalContext:
         wm = None if self.watermark == MIN_WATERMARK else self.watermark
         tz = self.settings["table.local-time-zone"] if self.settings is not None else "UTC"
-        return EvalContext(watermark_ms=wm, time_zone=tz)
+        return EvalContext(watermark_ms=wm, now_ms=self.clock, time_zone=tz)
+
+    def now_ms(self) -> int:
+        """Processing time: the job's clock, in epoch milliseconds."""
+        return EvalContext(now_ms=self.clock).current_ms()
 
 
 class Operator:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 
 import pyarrow as pa
@@ -18,6 +19,11 @@ from streamsql.runtime.timeutil import MIN_WATERMARK, to_ms
 class ScanOperator(Operator):
     """Adds computed columns, checks the time attribute, and after every batch raises the
     source watermark to the largest value of the WATERMARK expression seen so far.
+
+    On processing time (``Scan.proctime``) the PROCTIME() column is stamped with the clock,
+    one reading per batch, and the watermark is the clock: the driver asks for it every
+    round (``clock_watermark``), so windows close while no rows come. A stamp is always
+    later than the watermark, so no row is ever late.
     """
 
     def __init__(self, node: Scan) -> None:
@@ -25,13 +31,16 @@ class ScanOperator(Operator):
         table = node.table
         self.outputs = node.columns
         physical = table.physical_schema
-        rowtime = table.time_attribute if node.watermarks else None
+        on_clock = node.proctime and node.watermarks
+        #: The PROCTIME() column whose clock drives the watermark, if the scan runs on it.
+        self.proctime = table.proctime_attribute if on_clock else None
+        rowtime = table.time_attribute if node.watermarks and not on_clock else None
         wanted = set(node.columns) | ({rowtime} if rowtime else set())
         computed = [c for c in table.columns if c.computed and c.name in wanted]
         needed = {c.name for c in table.columns if not c.computed and c.name in wanted}
         for c in computed:
             needed |= {col.name for col in c.expr.find_all(exp.Column)}
-        wm_expr = table.watermark.expr if table.watermark and node.watermarks else None
+        wm_expr = table.watermark.expr if table.watermark and rowtime else None
         if wm_expr is not None:
             needed |= {c.name for c in wm_expr.find_all(exp.Column) if c.name in physical.names}
         #: Physical columns the source must deliver, in table order.
@@ -53,6 +62,9 @@ class ScanOperator(Operator):
         names = list(batch.schema.names)
         if self.computed:
             ectx = self.ctx.eval_context()
+            if self.proctime is not None:
+                stamp = max(self.ctx.now_ms(), self.watermark + 1)
+                ectx = dataclasses.replace(ectx, now_ms=lambda: stamp)
             for name, compiled in self.computed:
                 arrays.append(_array(compiled.evaluate(batch, ectx)))
                 names.append(name)
@@ -60,6 +72,11 @@ class ScanOperator(Operator):
         if self.rowtime is not None and batch.num_rows:
             self._advance_watermark(batch)
         return [batch.select(list(self.outputs))]
+
+    def clock_watermark(self) -> int:
+        """The processing-time watermark: every row stamped from now on is later."""
+        self.watermark = max(self.watermark, self.ctx.now_ms() - 1)
+        return self.watermark
 
     def _advance_watermark(self, batch: pa.RecordBatch) -> None:
         times = batch.column(self.rowtime)

@@ -8,6 +8,11 @@ are sorted by (partition, start), and a segmented running maximum of the ends ma
 a new session begins. A session is emitted once the watermark passes its last millisecond
 (end - 1). A row whose merged session would already have fired is late.
 
+With allowed lateness ('table.exec.emit.allow-lateness') a fired session is kept until
+the watermark passes ``end - 1 + lateness``, and the output is an update stream: a late row
+that grows (or joins) fired sessions retracts their emitted rows (-U, or -D when the
+session's bounds changed) and emits the merged session (+U, or +I) at once.
+
 The open sessions live in Arrow between checkpoints and are written to the operator's
 DuckDB table at every checkpoint barrier.
 """
@@ -20,11 +25,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from streamsql.plan.changelog import INSERT
 from streamsql.plan.nodes import AggCall, WindowAggregate
 from streamsql.runtime.operators.accumulate import sum_input
 from streamsql.runtime.operators.base import Operator, OperatorContext
 from streamsql.runtime.operators.group_keys import GroupKeys
 from streamsql.runtime.operators.window_agg import _final, window_output
+from streamsql.runtime.operators.window_emit import changes, keep_limit, with_op
 from streamsql.runtime.operators.window_state import fire_limit
 from streamsql.runtime.timeutil import MIN_WATERMARK, to_ms
 
@@ -34,6 +41,7 @@ WS, WE = "ws", "we"
 class SessionWindowOperator(Operator):
     def __init__(self, node: WindowAggregate) -> None:
         assert node.assigns and node.window.is_session
+        assert not node.emit.early_fire_ms, "the binder refuses early firing of sessions"
         self.node = node
         self.gap = node.window.size_ms
         self.time_col = node.window.time_col
@@ -44,6 +52,11 @@ class SessionWindowOperator(Operator):
         self.partition = [c for i in positions for c in (f"k{i}", f"k{i}_null")]
         self.partials = [p for i, a in enumerate(node.aggs) for p in _partial_specs(i, a)]
         self.open_sessions: pa.Table | None = None
+        self.updating = node.emit.updating
+        self.lateness = node.emit.allow_lateness_ms
+        self.fired = MIN_WATERMARK  # sessions ending at or before this have fired
+        names = node.schema.names  # the upsert key: window_start, window_end, group keys
+        self.out_key = [names[0], names[1], *names[3 : 3 + len(node.keys)]]
 
     def open(self, ctx: OperatorContext) -> None:
         super().open(ctx)
@@ -65,14 +78,40 @@ class SessionWindowOperator(Operator):
         merged, gid, session_we = self._merge(pa.concat_tables([self.open_sessions, rows]))
         wm = self.ctx.watermark
         if wm != MIN_WATERMARK:
-            closed = session_we <= fire_limit(wm)  # per merged session
+            closed = session_we <= keep_limit(wm, self.lateness)  # per merged session
             if closed.any():
-                # Only rows of this batch can form a session that closed already: an open
-                # session ends after the watermark, and merging only makes it longer.
+                # Only rows of this batch can form a session that closed already: a kept
+                # session ends after the limit, and merging only makes it longer.
                 self.ctx.late(batch.filter(pa.array(closed[gid[n_open:]])), wm)
                 merged = merged.filter(pa.array(~closed[merged.column("__gid").to_numpy()]))
+        before = self.open_sessions
         self.open_sessions = merged.drop_columns(["__gid"]).cast(self.state_schema)
-        return ()
+        if not self.updating:
+            return ()
+        return self._late_updates(before, gid[:n_open], gid[n_open:], merged, session_we)
+
+    def _late_updates(
+        self,
+        before: pa.Table,
+        old_gid: np.ndarray,
+        new_gid: np.ndarray,
+        merged: pa.Table,
+        session_we: np.ndarray,
+    ) -> list[pa.RecordBatch]:
+        """Changes of the fired sessions the batch's rows went into: what was emitted for
+        them, replaced by the sessions they are now part of (those fire at once if they
+        ended already, or at their close).
+        """
+        touched = np.zeros(len(session_we), dtype=bool)
+        touched[new_gid] = True
+        emitted = before.column(WE).to_numpy() <= self.fired
+        old = before.filter(pa.array(emitted & touched[old_gid]))
+        g = merged.column("__gid").to_numpy()
+        new = merged.filter(pa.array(touched[g] & (session_we[g] <= self.fired)))
+        if not old.num_rows and not new.num_rows:
+            return []
+        out = changes(self._output(old), self._output(new.drop_columns(["__gid"])), self.out_key)
+        return out.to_batches()
 
     def _row_sessions(self, batch: pa.RecordBatch | pa.Table) -> pa.Table:
         """Each row as a session of its own: [t, t + gap) with the row's partials."""
@@ -138,15 +177,21 @@ class SessionWindowOperator(Operator):
     # -- firing ------------------------------------------------------------------------------
 
     def on_watermark(self, watermark: int) -> Iterable[pa.RecordBatch]:
+        """Emit the sessions the watermark closes; drop those past their lateness."""
         assert self.open_sessions is not None
+        limit, fired = fire_limit(watermark), self.fired
+        self.fired = max(fired, limit)
         if self.open_sessions.num_rows == 0:
             return ()
-        due = pc.less_equal(self.open_sessions.column(WE), pa.scalar(fire_limit(watermark)))
-        if not pc.any(due).as_py():
+        ends = self.open_sessions.column(WE)
+        due = pc.and_(pc.less_equal(ends, limit), pc.greater(ends, fired))
+        kept = pc.greater(ends, keep_limit(watermark, self.lateness))
+        out = self.open_sessions.filter(due)
+        self.open_sessions = self.open_sessions.filter(kept)
+        if not out.num_rows:
             return ()
-        fired = self.open_sessions.filter(due)
-        self.open_sessions = self.open_sessions.filter(pc.invert(due))
-        return self._output(fired).to_batches()
+        out = self._output(out)
+        return (with_op(out, INSERT) if self.updating else out).to_batches()
 
     def _output(self, fired: pa.Table) -> pa.Table:
         order = pc.sort_indices(fired, [(WE, "ascending"), (WS, "ascending")])

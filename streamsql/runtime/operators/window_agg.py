@@ -8,6 +8,10 @@ and from DuckDB) are merged, emitted once (append-only) and deleted.
 
 DISTINCT aggregates keep their (window, key, value) rows apart; at merge time they join the
 partials in one group-by, as extra rows whose other columns are NULL.
+
+With allowed lateness or early firing ('table.exec.emit.*', the node's ``emit``) the results
+are updates: windows are computed from the partials left in state, and ``WindowUpdates``
+decides when and turns them into changes.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from streamsql.runtime.operators.accumulate import average, sum_input
 from streamsql.runtime.operators.base import Operator, OperatorContext
 from streamsql.runtime.operators.pane_grid import slide_panes
 from streamsql.runtime.operators.window_assign import assign_windows, tumble_starts
+from streamsql.runtime.operators.window_emit import keep_limit
 from streamsql.runtime.operators.window_state import WindowState, fire_limit
+from streamsql.runtime.operators.window_updates import WindowUpdates
 from streamsql.runtime.scalars import ONE, i64
 from streamsql.runtime.timeutil import MIN_WATERMARK, from_ms, to_ms
 
@@ -48,6 +54,7 @@ class WindowAggOperator(Operator):
         # aggregated once, and each window combines the size/slide panes it covers.
         self.panes = node.assigns and node.window.kind == "HOP"
         self.fired_through = MIN_WATERMARK  # end of the last window fired (panes only)
+        self.updates: WindowUpdates | None = None  # set when the results are updates
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -55,35 +62,91 @@ class WindowAggOperator(Operator):
         super().open(ctx)
         empty = self.node.input.schema.empty_table()
         schemas = {kind: rows.schema for kind, rows in self._rows(empty).items()}
-        assert tuple(schemas) == self.node.state_tables()
+        assert tuple(schemas) == tuple(k for k in self.node.state_tables() if k != "emitted")
         tables = {
             kind: ctx.state.create(f"{ctx.state_prefix}_window_agg_{kind}_i{ctx.instance}", schema)
             for kind, schema in schemas.items()
         }
         self.windows = WindowState(ctx.state, tables, schemas)
+        if self.node.emit.updating:
+            self.updates = WindowUpdates(self, self.node.emit, ctx, self.schema, len(self.keys))
 
     def process_batch(self, batch: pa.RecordBatch, input_index: int) -> Iterable[pa.RecordBatch]:
-        for kind, rows in self._rows(batch).items():
+        added = self._rows(batch)
+        for kind, rows in added.items():
             self.windows.add(kind, rows)
-        return ()
+        if self.updates is None:
+            return ()
+        ends = added["partials"].column("we")
+        if not len(ends):
+            return _batches(self.updates.flush())
+        bounds = pc.min_max(ends).as_py()
+        first, last = bounds["min"], bounds["max"]
+        if self.panes:  # a pane is part of the windows ending size - slide after it
+            last += self.spec.size_ms - self.spec.slide_ms
+        return _batches(self.updates.added(first, last))
+
+    def flush(self) -> Iterable[pa.RecordBatch]:
+        return _batches(self.updates.flush()) if self.updates is not None else ()
 
     def on_watermark(self, watermark: int) -> Iterable[pa.RecordBatch]:
+        if self.updates is not None:
+            return _batches(self.updates.on_watermark(watermark))
         limit = fire_limit(watermark)
         merged = self._fire_panes(limit) if self.panes else self._fire(limit)
         return merged.to_batches() if merged is not None and merged.num_rows else ()
+
+    def window_rows(self, after: int, upto: int) -> pa.Table | None:
+        """Output rows of the windows ending in ``(after, upto]`` that hold rows, from the
+        partials left in state (for updating results).
+        """
+        pending = self.windows.pending
+        if not self.panes:
+            if not any(after < e <= upto for e in pending):
+                return None
+            return self._merge(self.windows.read(after, upto))
+        slide, size = self.spec.slide_ms, self.spec.size_ms
+        if not pending:
+            return None
+        first = max(min(pending), self._grid_floor(after) + slide)
+        last = min(upto, max(pending) + size - slide)
+        if first > last:
+            return None
+        return self._pane_windows(first, first + (last - first) // slide * slide)
+
+    def purge(self, limit: int) -> None:
+        """Drop the partials that only windows ending at or before ``limit`` need."""
+        size, slide = self.spec.size_ms, self.spec.slide_ms
+        self.windows.discard(limit - size + slide if self.panes else limit)
 
     def _fire_panes(self, limit: int) -> pa.Table | None:
         """Fire the HOP windows ending by ``limit``: each combines the panes it covers;
         panes that no later window needs are dropped.
         """
         slide, size = self.spec.slide_ms, self.spec.size_ms
-        if not self.windows.pending:
+        pending = self.windows.pending
+        first = max(min(pending, default=limit), self.fired_through + slide)
+        last = min(limit, max(pending, default=limit) + size - slide)  # later ones are empty
+        # Every window ending by the limit has fired, also those that held no rows: a row
+        # that comes for them later only counts in the windows still open.
+        self.fired_through = max(self.fired_through, self._grid_floor(limit))
+        if not pending or first > last:
             return None
-        first = max(min(self.windows.pending), self.fired_through + slide)
-        last = min(limit, max(self.windows.pending) + size - slide)  # later ones are empty
-        if first > last:
-            return None
-        last = first + (last - first) // slide * slide
+        fired = self._pane_windows(first, first + (last - first) // slide * slide)
+        self.windows.take(self.fired_through - size + slide)  # panes all of whose windows fired
+        return fired
+
+    def _grid_floor(self, t: int) -> int:
+        """The last window end at or before ``t``: window ends are the panes' ends, the
+        offset plus a multiple of the slide.
+        """
+        return t - (t - self.spec.offset_ms) % self.spec.slide_ms
+
+    def _pane_windows(self, first: int, last: int) -> pa.Table:
+        """The HOP windows ending in ``[first, last]`` (on the panes' grid), each the
+        combination of the panes it covers.
+        """
+        slide, size = self.spec.slide_ms, self.spec.size_ms
         # With few panes per window, each pane is copied into its windows and all merge in
         # one group-by. With many, windows fire in groups of about sqrt(size/slide): each
         # group combines its shared panes once, and each window adds the group's few
@@ -97,8 +160,6 @@ class WindowAggOperator(Operator):
             end = min(last, start + group - slide)
             fired.append(self._fire_group(start, end))
             start = end + slide
-        self.fired_through = last
-        self.windows.take(last - size + slide)  # panes whose every window has fired
         return pa.concat_tables(fired)
 
     def _fire_copies(self, first: int, last: int) -> pa.Table:
@@ -168,12 +229,15 @@ class WindowAggOperator(Operator):
 
     def on_barrier(self, epoch: int) -> None:
         self.windows.flush()
+        if self.updates is not None:
+            self.updates.flush_state()
 
     def describe_state(self) -> dict[str, int]:
-        return {
+        state = {
             "window_agg_state_rows": self.windows.rows(),
             "open_windows": len(self.windows.pending),
         }
+        return state | (self.updates.describe_state() if self.updates is not None else {})
 
     # -- per batch ---------------------------------------------------------------------------
 
@@ -200,9 +264,10 @@ class WindowAggOperator(Operator):
             ends = to_ms(_col(batch, "window_end")).to_numpy(zero_copy_only=False)
         wm = self.ctx.watermark
         if wm != MIN_WATERMARK and len(ends):
-            # Late: every window the row (or its pane) belongs to has fired.
+            # Late: every window the row (or its pane) belongs to has fired, and is past
+            # its allowed lateness.
             last = ends + (self.spec.size_ms - self.spec.slide_ms) if self.panes else ends
-            late = last <= fire_limit(wm)
+            late = last <= keep_limit(wm, self.node.emit.allow_lateness_ms)
             if late.any():
                 self.ctx.late(_late_rows(given, copies, late), wm)
                 keep = ~late
@@ -275,6 +340,10 @@ class WindowAggOperator(Operator):
         keys = [_col(merged, k) for k in self.key_cols]
         aggs = [_final(i, a, merged) for i, a in enumerate(self.node.aggs)]
         return window_output(self.schema, starts, ends, keys, aggs)
+
+
+def _batches(tables: list[pa.Table]) -> list[pa.RecordBatch]:
+    return [b for t in tables for b in t.to_batches() if b.num_rows]
 
 
 def window_output(

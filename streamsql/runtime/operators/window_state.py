@@ -62,34 +62,37 @@ class WindowState:
         """Whether rows of a window ending at or before ``limit`` are held."""
         return bool(self.pending) and min(self.pending) <= limit
 
-    def take(self, limit: int) -> dict[str, pa.Table]:
-        """Remove and return every row whose ``we`` is at or before ``limit``."""
-        taken = self.read(None, limit)
-        gone = {e for e in self.pending if e <= limit}
+    def take(self, limit: int, low: int | None = None) -> dict[str, pa.Table]:
+        """Remove and return every row with ``low < we <= limit`` (no lower bound for None)."""
+        taken = self.read(low, limit)
+        self.discard(limit, low)
+        return taken
+
+    def discard(self, limit: int, low: int | None = None) -> None:
+        """Remove every row with ``low < we <= limit`` (no lower bound for None)."""
+        gone = {e for e in self.pending if e <= limit and (low is None or e > low)}
+        if not gone:
+            return
         for kind, chunks in self.buffer.items():
-            rest = [c.filter(pc.greater(c.column("we"), limit)) for c in chunks]
+            rest = [c.filter(pc.invert(_within(c.column("we"), low, limit))) for c in chunks]
             self.buffer[kind] = [c for c in rest if c.num_rows]
         if gone & self.stored:
-            where = "" if gone >= self.stored else f" WHERE we <= {limit}"
+            where = ""
+            if not gone >= self.stored:
+                where = f" WHERE we <= {limit}" + ("" if low is None else f" AND we > {low}")
             for table in self.tables.values():
                 self.state.execute(f"DELETE FROM {quote(table)}{where}")
             self.stored -= gone
         self.pending -= gone
         self.buffered = sum(c.num_rows for chunks in self.buffer.values() for c in chunks)
-        return taken
 
     def read(self, low: int | None, high: int) -> dict[str, pa.Table]:
         """The rows with ``low < we <= high`` (no lower bound for None), left in place."""
-
-        def wanted(we: pa.ChunkedArray | pa.Array) -> pa.Array:
-            upto = pc.less_equal(we, i64(high))
-            return upto if low is None else pc.and_(upto, pc.greater(we, i64(low)))
-
         in_table = any((low is None or e > low) and e <= high for e in self.stored)
         where = f"we <= {high}" + ("" if low is None else f" AND we > {low}")
         out: dict[str, pa.Table] = {}
         for kind, chunks in self.buffer.items():
-            parts = [c.filter(wanted(c.column("we"))) for c in chunks]
+            parts = [c.filter(_within(c.column("we"), low, high)) for c in chunks]
             if in_table:
                 table = quote(self.tables[kind])
                 parts.append(self.state.query(f"SELECT * FROM {table} WHERE {where}"))
@@ -99,3 +102,9 @@ class WindowState:
 
     def rows(self) -> int:
         return self.buffered + sum(self.state.row_count(t) for t in self.tables.values())
+
+
+def _within(we: pa.ChunkedArray | pa.Array, low: int | None, high: int) -> pa.Array:
+    """``low < we <= high`` (no lower bound for None)."""
+    upto = pc.less_equal(we, i64(high))
+    return upto if low is None else pc.and_(upto, pc.greater(we, i64(low)))

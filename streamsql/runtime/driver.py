@@ -186,10 +186,11 @@ class Driver:
             return
         inst.watermark = watermark
         self._emit(inst, inst.chain.on_watermark(watermark))
+        out = inst.chain.output_watermark(watermark)
         for edge in self.out_edges[inst.task.id]:
             key = (self.edge_index[edge], inst.index)
             for target in self.job.instances[edge.target]:
-                self._input_watermark(target, key, watermark)
+                self._input_watermark(target, key, out)
 
     def _input_watermark(self, inst: Instance, key: tuple[int, int], watermark: int) -> None:
         if watermark <= inst.input_watermarks[key]:

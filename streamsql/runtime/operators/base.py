@@ -72,6 +72,10 @@ class Operator:
     It never touches queues or threads: the driver calls it and routes what it returns.
     """
 
+    #: How far behind its input watermark the operator's output watermark stays: rows it
+    #: emits may be up to this much older than the input watermark (an interval join).
+    watermark_delay_ms: int = 0
+
     def open(self, ctx: OperatorContext) -> None:
         self.ctx = ctx
 

@@ -8,6 +8,14 @@ from collections.abc import Iterable
 import pyarrow as pa
 
 from streamsql.runtime.operators.base import Operator, OperatorContext
+from streamsql.runtime.timeutil import MAX_WATERMARK, MIN_WATERMARK
+
+
+def delayed(watermark: int, delay_ms: int) -> int:
+    """``watermark`` held back by ``delay_ms``; the end of input (+inf) stays the end."""
+    if not delay_ms or watermark in (MAX_WATERMARK, MIN_WATERMARK):
+        return watermark
+    return max(watermark - delay_ms, MIN_WATERMARK)
 
 
 class Chain(Operator):
@@ -46,13 +54,24 @@ class Chain(Operator):
         return current
 
     def on_watermark(self, watermark: int) -> list[pa.RecordBatch]:
-        """Each member sees the watermark after the rows fired by the members before it."""
+        """Each member sees the watermark after the rows fired by the members before it
+        (held back by the delays of the members before it).
+        """
         out: list[pa.RecordBatch] = []
         for i, (op, c) in enumerate(zip(self.ops, self.contexts, strict=True)):
             c.watermark = watermark
             c.metrics.watermark = watermark
             out.extend(self._forward(i, op.on_watermark(watermark)))
+            watermark = delayed(watermark, op.watermark_delay_ms)
         return out
+
+    def output_watermark(self, watermark: int) -> int:
+        """The watermark the chain passes downstream when its input watermark is
+        ``watermark``.
+        """
+        for op in self.ops:
+            watermark = delayed(watermark, op.watermark_delay_ms)
+        return watermark
 
     def flush(self) -> list[pa.RecordBatch]:
         out: list[pa.RecordBatch] = []

@@ -46,6 +46,14 @@ SCAN_PARALLELISM = Option(
     "scan.parallelism", "int", minimum=1, help="parallel instances that read the table"
 )
 
+#: How often a lookup join reloads the table (Flink's name); unset: loaded once per job.
+LOOKUP_CACHE_TTL = Option(
+    "lookup.cache.ttl",
+    "duration",
+    minimum=1,
+    help="a lookup join reloads the table when its copy is this old",
+)
+
 
 @dataclass(frozen=True)
 class TableContext:
@@ -175,6 +183,13 @@ class Connector:
         if raw is None or SCAN_PARALLELISM not in self.options_for("source", table.options):
             return None
         return parse_value(SCAN_PARALLELISM, SCAN_PARALLELISM.name, raw)
+
+    def lookup_cache_ttl(self, table: TableContext) -> int:
+        """The table's 'lookup.cache.ttl' in ms (0 when not set or not supported)."""
+        raw = table.options.get(LOOKUP_CACHE_TTL.name)
+        if raw is None or LOOKUP_CACHE_TTL not in self.options_for("source", table.options):
+            return 0
+        return parse_value(LOOKUP_CACHE_TTL, LOOKUP_CACHE_TTL.name, raw)
 
     def create_source(self, table: TableContext, ctx: SourceContext) -> Source:
         raise ConfigError(f"connector {self.name!r} cannot be read from", option="connector")

@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from streamsql import duck
 from streamsql.changelog import last_per_key
 from streamsql.connectors.base import (
+    LOOKUP_CACHE_TTL,
     Connector,
     Option,
     Sink,
@@ -404,7 +405,7 @@ class DuckDBConnector(Connector):
     """``'connector' = 'duckdb'``: a table in a DuckDB database file."""
 
     name = "duckdb"
-    source_options = OPTIONS
+    source_options = (*OPTIONS, LOOKUP_CACHE_TTL)
     sink_options = OPTIONS
     sink_class = DuckDBSink
 

@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 
 from streamsql.connectors.base import (
+    LOOKUP_CACHE_TTL,
     SCAN_PARALLELISM,
     Connector,
     Option,
@@ -60,6 +61,7 @@ READING = (
     Option("format.ignore-parse-errors", "bool", False, help="skip malformed rows"),
     MONITOR_INTERVAL,
     SCAN_PARALLELISM,
+    LOOKUP_CACHE_TTL,
 )
 WRITING = (
     Option("sink.rolling-policy.file-size", "memory", 128 << 20),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from streamsql.optimizer.context import OptimizerContext
+from streamsql.plan.join_nodes import Join
 from streamsql.plan.nodes import PlanNode, Scan, Sink, transform_up
 
 
@@ -22,6 +23,8 @@ def assign_parallelism(roots: tuple[PlanNode, ...], ctx: OptimizerContext) -> tu
             p = table.connector.scan_parallelism(table.context) or 1
         elif isinstance(node, Sink) and node.input.mode.updating and not node.table.primary_key:
             p = 1  # one writer keeps the changes of every row in order
+        elif isinstance(node, Join):
+            p = ctx.parallelism if node.shuffle_keys and node.shuffle_keys[0] else 1
         elif node.stateful:
             keys = getattr(node, "shuffle_keys", None)
             p = ctx.parallelism if keys else 1

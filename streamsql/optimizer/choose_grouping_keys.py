@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from streamsql.optimizer.context import OptimizerContext
+from streamsql.plan.join_nodes import Join
 from streamsql.plan.nodes import (
     WINDOW_COLUMNS,
     Aggregate,
@@ -22,7 +23,7 @@ def choose_grouping_keys(
     """Aggregates are partitioned by their group keys and rankings by their PARTITION BY
     keys. Windowed operators leave the window out: all windows of one key live on one
     instance, and they close there in time order. An operator without keys runs as a single
-    instance.
+    instance. A join hashes each input on its side of the equi-keys.
     """
 
     def choose(node: PlanNode) -> PlanNode:
@@ -34,6 +35,9 @@ def choose_grouping_keys(
                 return dataclasses.replace(node, shuffle_keys=node.keys)
             case TopN() if node.shuffle_keys is None:
                 return dataclasses.replace(node, shuffle_keys=node.partition_keys)
+            case Join() if node.shuffle_keys is None:
+                # Equal keys meet on one instance; without keys everything meets on one.
+                return dataclasses.replace(node, shuffle_keys=(node.left_keys, node.right_keys))
             case WindowTopN() if node.shuffle_keys is None:
                 keys = tuple(k for k in node.partition_keys if k not in WINDOW_COLUMNS)
                 return dataclasses.replace(node, shuffle_keys=keys)

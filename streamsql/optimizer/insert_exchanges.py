@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from streamsql.optimizer.context import OptimizerContext
+from streamsql.plan.join_nodes import Join
 from streamsql.plan.nodes import Distribution, Exchange, PlanNode, Sink, transform_up
 
 
-def required_distribution(node: PlanNode) -> Distribution | None:
+def required_distribution(node: PlanNode, index: int = 0) -> Distribution | None:
     """What a node needs from its input: hash(keys), singleton, or nothing in particular.
 
     A sink that receives updates needs every change of one key from one instance, in
@@ -17,6 +18,9 @@ def required_distribution(node: PlanNode) -> Distribution | None:
         return Distribution("hash", pk) if pk else Distribution("singleton")
     if not node.stateful:
         return None
+    if isinstance(node, Join):  # each input on its own side of the keys
+        keys = node.shuffle_keys[index] if node.shuffle_keys else ()
+        return Distribution("hash", keys) if keys else Distribution("singleton")
     keys = getattr(node, "shuffle_keys", None) or ()
     return Distribution("hash", tuple(keys)) if keys else Distribution("singleton")
 
@@ -30,9 +34,9 @@ def insert_exchanges(roots: tuple[PlanNode, ...], ctx: OptimizerContext) -> tupl
     def place(node: PlanNode) -> PlanNode:
         if isinstance(node, Exchange) or not node.inputs:
             return node
-        need = required_distribution(node)
         new_inputs = []
-        for child in node.inputs:
+        for index, child in enumerate(node.inputs):
+            need = required_distribution(node, index)
             if isinstance(child, Exchange):
                 new_inputs.append(child)
             elif need is not None and (child.parallelism > 1 or node.parallelism > 1):

@@ -7,6 +7,7 @@ import dataclasses
 from sqlglot import exp
 
 from streamsql.optimizer.context import OptimizerContext
+from streamsql.plan.join_nodes import Join, LookupJoin, RegularJoin
 from streamsql.plan.nodes import (
     WINDOW_COLUMNS,
     Aggregate,
@@ -69,6 +70,19 @@ def _input_needs(node: PlanNode, want: set[str]) -> list[set[str]]:
             for a in node.aggs:
                 cols |= {c for c in (a.arg, a.filter) if c}
             return [cols | _late_columns(node)]
+        case Join():
+            used = want | (_refs(node.condition) if node.condition is not None else set())
+            used |= {c for c in vars(node.strategy).values() if isinstance(c, str)}
+            needs = []
+            for child, keys in ((node.left, node.left_keys), (node.right, node.right_keys)):
+                names = child.schema.names
+                cols = {c for c in used if c in names} | set(keys)
+                needs.append(cols or {names[0]})
+            return needs
+        case LookupJoin():
+            used = want | (_refs(node.condition) if node.condition is not None else set())
+            names = node.input.schema.names
+            return [{c for c in used if c in names} | set(node.left_keys) or {names[0]}]
         case TopN() | WindowTopN():
             cols = (want - {node.rank_name}) | set(node.partition_keys)
             cols |= {k.column for k in node.order}
@@ -92,6 +106,8 @@ def _kept(node: Project, want: set[str]) -> tuple[tuple[str, exp.Expression], ..
 def _uses_event_time(node: PlanNode) -> bool:
     if isinstance(node, WindowTVF | WindowAggregate | WindowTopN):
         return True
+    if isinstance(node, Join) and not isinstance(node.strategy, RegularJoin):
+        return True
     exprs = [e for _, e in node.exprs] if isinstance(node, Project) else []
     if isinstance(node, Filter):
         exprs.append(node.condition)
@@ -112,6 +128,17 @@ def _pruned(
         case TopN() if node.rank_name and node.rank_name not in want and not is_root:
             # Nobody reads the rank: emit rows entering and leaving the top only.
             return dataclasses.replace(node, input=inputs[0], rank_name=None)
+        case LookupJoin():
+            used = want | (_refs(node.condition) if node.condition is not None else set())
+            pairs = [(c, n) for c, n in zip(node.columns, node.names, strict=True) if n in used]
+            if len(pairs) != len(node.columns) or inputs[0] is not node.input:
+                return dataclasses.replace(
+                    node,
+                    input=inputs[0],
+                    columns=tuple(c for c, _ in pairs),
+                    names=tuple(n for _, n in pairs),
+                )
+            return node
         case Project():
             exprs = node.exprs if is_root else _kept(node, want)
             project = Project(inputs[0], exprs, parallelism=node.parallelism)

@@ -9,6 +9,7 @@ from sqlglot import exp
 
 from streamsql.expr import compile_expr
 from streamsql.optimizer.context import OptimizerContext
+from streamsql.plan.join_nodes import Join
 from streamsql.plan.nodes import (
     WINDOW_COLUMNS,
     Aggregate,
@@ -26,6 +27,7 @@ def push_down_filters(roots: tuple[PlanNode, ...], ctx: OptimizerContext) -> tup
     """Merge stacked filters and push conjuncts below projections, window assignment and
     (for conditions on group or partition keys only) below aggregates and rankings: a
     condition on the key keeps or drops whole groups, whichever side it is applied on.
+    Conditions on one input of a join move into that input (see ``_below_join``).
     """
 
     def rewrite(node: PlanNode) -> PlanNode:
@@ -51,9 +53,41 @@ def push_down_filters(roots: tuple[PlanNode, ...], ctx: OptimizerContext) -> tup
                     return node
                 pushed = dataclasses.replace(child, input=rewrite(Filter(child.input, _and(down))))
                 return Filter(pushed, _and(keep)) if keep else pushed
+            case Join():
+                return _below_join(node, child, rewrite)
         return node
 
     return transform_up(roots, rewrite)
+
+
+def _below_join(node: Filter, join: Join, rewrite) -> PlanNode:
+    """Conditions on one input only move below the join into that input, on the sides
+    whose rows the join never NULL-pads (the left of a LEFT join, both of an INNER join).
+    """
+    lnames, rnames = set(join.left.schema.names), set(join.right.schema.names)
+    sides = {"INNER": (True, True), "LEFT": (True, False), "RIGHT": (False, True)}
+    to_left, to_right = sides.get(join.kind, (False, False))
+    left, right, keep = [], [], []
+    for c in conjuncts(node.condition):
+        cols = _columns(c)
+        if to_left and cols and cols <= lnames and _pure(c):
+            left.append(c)
+        elif to_right and cols and cols <= rnames and _pure(c):
+            right.append(c)
+        else:
+            keep.append(c)
+    if not left and not right:
+        return node
+    new_left = rewrite(Filter(join.left, _and(left))) if left else join.left
+    new_right = rewrite(Filter(join.right, _and(right))) if right else join.right
+    pushed = join.with_inputs(new_left, new_right)
+    return Filter(pushed, _and(keep)) if keep else pushed
+
+
+def _pure(c: exp.Expression) -> bool:
+    """No function of processing time or the watermark, which differ on each side."""
+    names = {f.name.upper() for f in c.find_all(exp.Anonymous)}
+    return not names & {"CURRENT_WATERMARK", "PROCTIME", "NOW"}
 
 
 def conjuncts(e: exp.Expression) -> list[exp.Expression]:

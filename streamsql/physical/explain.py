@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from streamsql.physical.graph import JobGraph, Task
+from streamsql.plan.join_nodes import Join, LookupJoin
 from streamsql.plan.nodes import LateSink, Scan, Sink
 
 
@@ -11,8 +12,12 @@ def explain_physical(graph: JobGraph, *, idle_timeout_ms: int = 0) -> str:
     lines = []
     for task in graph.tasks:
         lines.append(f"Task {task.id}: {task.name}  [parallelism={task.parallelism}]")
-        for edge in graph.inputs(task.id):
-            lines.append(f"  <- {edge.distribution.describe()} from Task {edge.source}")
+        inputs = graph.inputs(task.id)
+        if len({e.input_index for e in inputs}) > 1:
+            lines.append(f"  fan-in: {len({e.input_index for e in inputs})} inputs")
+        for edge in inputs:
+            side = _input_name(task, edge.input_index) if len(task.head.inputs) > 1 else ""
+            lines.append(f"  <- {edge.distribution.describe()} from Task {edge.source}{side}")
         for node in task.nodes:
             lines.append(f"  {node.describe()}")
         for table in task.state_tables():
@@ -41,6 +46,12 @@ def _watermark(task: Task) -> str | None:
         return f"generated from {head.table.watermark.describe()}"
     attr = task.tail.time_attr
     return f"carried by column {attr}" if attr else None
+
+
+def _input_name(task: Task, index: int) -> str:
+    if isinstance(task.head, Join | LookupJoin):
+        return " (left)" if index == 0 else " (right)"
+    return f" (input {index + 1})"
 
 
 def _late(name: str, task_id: int, late: LateSink) -> str:

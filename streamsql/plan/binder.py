@@ -21,6 +21,7 @@ from streamsql.plan.aggregate import (
 )
 from streamsql.plan.emit import UPDATING_SINKS
 from streamsql.plan.group_windows import rewrite_group_window
+from streamsql.plan.joins import bind_join
 from streamsql.plan.nodes import (
     Collect,
     Filter,
@@ -35,6 +36,7 @@ from streamsql.plan.nodes import (
 )
 from streamsql.plan.ranking import bind_rank, bounded, check_bounded, has_ranking, replace_ranking
 from streamsql.plan.scope import Scope, ScopeColumn
+from streamsql.plan.union import bind_union
 from streamsql.plan.windows import bind_window_tvf, is_window_call
 from streamsql.types import sql_type_name
 
@@ -122,11 +124,7 @@ class Binder:
             case exp.Subquery():
                 return self.bind_query(tree.this, ctes)
             case exp.Union():
-                raise PlanError(
-                    "UNION is not supported yet",
-                    span=span_of(tree),
-                    hint="run each branch as its own INSERT INTO the same sink",
-                )
+                return bind_union(self, tree, ctes)
             case _:
                 raise PlanError(f"{tree.key.upper()} queries are not supported", span=span_of(tree))
 
@@ -140,13 +138,9 @@ class Binder:
                 span=span_of(sel),
                 hint="read from a table, e.g. SELECT ... FROM my_table",
             )
-        if sel.args.get("joins"):
-            raise PlanError(
-                "joins are not supported yet",
-                span=span_of(sel.args["joins"][0]),
-                hint="streamsql runs single-input queries so far",
-            )
         scope = self._from_item(from_.this, ctes)
+        for join in sel.args.get("joins") or ():
+            scope = bind_join(self, scope, join, ctes)
         where = sel.args.get("where")
         if where is not None:
             node, cond = bounded(scope.node, self.expr(where.this, scope))
@@ -221,6 +215,12 @@ class Binder:
                     f"table function {call.sql()} is not supported",
                     span=span_of(call),
                     hint="window table functions are TUMBLE, HOP and CUMULATE",
+                )
+            case exp.Table() if item.args.get("version") is not None:
+                raise PlanError(
+                    "FOR SYSTEM_TIME AS OF belongs on the right side of a JOIN",
+                    span=span_of(item),
+                    hint="e.g. FROM orders o JOIN rates FOR SYSTEM_TIME AS OF o.ts r ON …",
                 )
             case exp.Table():
                 return self.relation(item.name, item, ctes, alias)

@@ -81,9 +81,10 @@ CASES = [
         None,
     ),
     (
-        "SELECT a.auction FROM bids a JOIN bids b ON a.auction = b.auction",
+        "SELECT a.auction FROM bids a FULL JOIN bids FOR SYSTEM_TIME AS OF a.ts AS b "
+        "ON a.auction = b.auction",
         PlanError,
-        "joins are not supported yet",
+        "FULL JOIN ... FOR SYSTEM_TIME AS OF is not supported",
         1,
         None,
         None,

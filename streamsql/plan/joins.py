@@ -14,6 +14,7 @@ residual condition. The strategy follows from what is found:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import pyarrow as pa
@@ -78,7 +79,7 @@ def bind_join(binder, left: Scope, join: exp.Join, ctes: dict[str, Scope]) -> Sc
             )
     node = Join(left_node, right_node, kind, lkeys, rkeys, residual, strategy)
     window, roles = _window_of(node, left, right)
-    return Scope(node, left.columns + right.columns, window, roles)
+    return Scope(node, left.columns + _using_hidden(right, join), window, roles)
 
 
 # -- the parts of the ON clause -------------------------------------------------------------
@@ -115,6 +116,16 @@ def _disjoint(left: Scope, right: Scope) -> Scope:
     cols = tuple(ScopeColumn(c.name, renames[c.internal], c.qualifiers) for c in right.columns)
     roles = {r: renames[c] for r, c in right.window_columns.items()}
     return Scope(node, cols, right.window, roles)
+
+
+def _using_hidden(right: Scope, join: exp.Join) -> tuple[ScopeColumn, ...]:
+    """The right's columns, those named in USING reachable only qualified: an unqualified
+    USING column means the left one, and ``*`` shows it once.
+    """
+    using = {i.name for i in join.args.get("using") or ()}
+    return tuple(
+        dataclasses.replace(c, hidden=True) if c.name in using else c for c in right.columns
+    )
 
 
 def _condition(binder, join, left: Scope, right: Scope, both: Scope) -> exp.Expression | None:

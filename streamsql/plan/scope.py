@@ -20,6 +20,8 @@ class ScopeColumn:
     name: str
     internal: str
     qualifiers: frozenset[str] = frozenset()
+    #: Reachable only qualified, and not in ``*`` (the right column of a JOIN … USING).
+    hidden: bool = False
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class Scope:
     def requalified(self, qualifier: str | None) -> Scope:
         """The same columns, qualified by ``qualifier`` only (a subquery or TVF alias)."""
         quals = frozenset([qualifier]) if qualifier else frozenset()
-        cols = tuple(ScopeColumn(c.name, c.internal, quals) for c in self.columns)
+        cols = tuple(ScopeColumn(c.name, c.internal, quals, c.hidden) for c in self.columns)
         return Scope(self.node, cols, self.window, self.window_columns)
 
     def names(self) -> list[str]:
@@ -48,7 +50,7 @@ class Scope:
 
     def star(self, qualifier: str | None, at: exp.Expression) -> list[ScopeColumn]:
         if qualifier is None:
-            return list(self.columns)
+            return [c for c in self.columns if not c.hidden]
         cols = [c for c in self.columns if qualifier in c.qualifiers]
         if not cols:
             quals = sorted({q for c in self.columns for q in c.qualifiers})
@@ -97,7 +99,10 @@ class Scope:
         return any(name in c.qualifiers for c in self.columns)
 
     def _find(self, name: str, qualifier: str | None = None) -> ScopeColumn | None:
-        pool = [c for c in self.columns if qualifier is None or qualifier in c.qualifiers]
+        if qualifier is None:
+            pool = [c for c in self.columns if not c.hidden]
+        else:
+            pool = [c for c in self.columns if qualifier in c.qualifiers]
         exact = [c for c in pool if c.name == name]
         if not exact:
             exact = [c for c in pool if c.name.lower() == name.lower()]

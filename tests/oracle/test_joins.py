@@ -251,3 +251,20 @@ def test_explain_names_the_strategy_and_the_fan_in(paths, case, strategy):
     assert f"strategy=[{strategy}" in text
     assert "fan-in: 2 inputs" in text
     assert "(left)" in text and "(right)" in text
+
+
+@pytest.fixture(scope="module")
+def long_paths(tmp_path_factory):
+    return write_join_dataset(tmp_path_factory.mktemp("long_joins"), rows=20_000)
+
+
+@pytest.mark.parametrize(
+    "case", ["interval_self", "interval_left", "window_inner_rows", "temporal_inner"]
+)
+def test_join_state_stays_bounded_on_a_long_input(long_paths, case):
+    """20,000 bids over 45 minutes of event time: the watermark empties state as it goes."""
+    session = connect(long_paths, 2, 512)
+    table = session.query(CASES[case][0])
+    assert table.num_rows > 0
+    peaks = [c.get("join_state_rows_peak", 0) for c in session.last_result.counters()]
+    assert 0 < max(peaks) < 1_000, peaks  # a few seconds of rows, not 20,000

@@ -20,6 +20,13 @@ class OperatorMetrics:
     batches_out: int = 0
     late_rows_dropped: int = 0
     busy_s: float = 0.0
+    #: Seconds the instance waited for room in a full output channel (backpressure).
+    blocked_s: float = 0.0
+    #: Batches waiting in the instance's input channel now, and its capacity (0: none).
+    queued_batches: int = 0
+    queue_capacity: int = 0
+    #: Events a source dropped under 'execution.overload.policy' = 'drop'.
+    events_dropped: int = 0
     watermark: int | None = None
     extra: dict[str, int] = field(default_factory=dict)
 

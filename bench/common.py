@@ -60,5 +60,22 @@ def run_cli(script: str, *args: str) -> tuple[float, float]:
     return wall, float(match.group(1))
 
 
+def duckdb_seconds(sql: str, views: dict[str, str] | None = None, repeat: int = 3) -> float:
+    """DuckDB's best time over ``repeat`` runs materializing ``sql``, with each name of
+    ``views`` a view over that parquet file.
+    """
+    from streamsql import duck
+
+    con = duck.connect()
+    for name, path in (views or {}).items():
+        duck.run(con, f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{path}')")
+    best = float("inf")
+    for _ in range(repeat):
+        began = time.perf_counter()
+        duck.run(con, f"CREATE OR REPLACE TEMP TABLE r AS {sql}")
+        best = min(best, time.perf_counter() - began)
+    return best
+
+
 def best_of(n: int, fn):
     return min(fn() for _ in range(n))

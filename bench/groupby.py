@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
 
-from bench.common import bids_file, run_cli
-from streamsql import duck
+from bench.common import bids_file, duckdb_seconds, run_cli
 
 SOURCE = """
 CREATE TABLE bids (
@@ -47,16 +45,6 @@ SELECT auction, bidder, price, rn FROM (
         "ORDER BY price DESC) AS rn FROM read_parquet('{path}')) WHERE rn <= 3",
     ),
 }
-
-
-def duckdb_seconds(sql: str) -> float:
-    con = duck.connect()
-    best = float("inf")
-    for _ in range(3):
-        began = time.perf_counter()
-        duck.run(con, f"CREATE OR REPLACE TEMP TABLE r AS {sql}")
-        best = min(best, time.perf_counter() - began)
-    return best
 
 
 def main() -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +16,7 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
 
-from bench.common import DATA, bids_file, run_cli
-from streamsql import duck
+from bench.common import DATA, bids_file, duckdb_seconds, run_cli
 
 SOURCE = """
 CREATE TABLE bids (
@@ -76,18 +74,6 @@ def dim_file(auctions: int = 10_000) -> Path:
     return path
 
 
-def duckdb_seconds(sql: str, path: str, dim: str) -> float:
-    con = duck.connect()
-    duck.run(con, f"CREATE VIEW bids AS SELECT * FROM read_parquet('{path}')")
-    duck.run(con, f"CREATE VIEW auctions AS SELECT * FROM read_parquet('{dim}')")
-    best = float("inf")
-    for _ in range(3):
-        began = time.perf_counter()
-        duck.run(con, f"CREATE OR REPLACE TEMP TABLE r AS {sql}")
-        best = min(best, time.perf_counter() - began)
-    return best
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=5_000_000)
@@ -100,7 +86,7 @@ def main() -> None:
         ours_sql, theirs_sql = QUERIES[name]
         script = SOURCE.format(path=path, dim=dim) + ours_sql
         job = min(run_cli(script)[1] for _ in range(args.repeat))
-        theirs = duckdb_seconds(theirs_sql, str(path), str(dim))
+        theirs = duckdb_seconds(theirs_sql, {"bids": str(path), "auctions": str(dim)})
         print(
             f"{name:8s} streamsql {job:6.2f} s {rows / job / 1e6:6.2f} M ev/s | duckdb "
             f"{theirs:6.2f} s {rows / theirs / 1e6:6.2f} M ev/s | ratio {theirs / job:.2f}"

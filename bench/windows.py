@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
 
-from bench.common import bids_file, run_cli
-from streamsql import duck
+from bench.common import bids_file, duckdb_seconds, run_cli
 
 SOURCE = """
 CREATE TABLE bids (
@@ -63,17 +61,6 @@ QUERIES = {
 }
 
 
-def duckdb_seconds(sql: str, path: str) -> float:
-    con = duck.connect()
-    duck.run(con, f"CREATE VIEW bids AS SELECT * FROM read_parquet('{path}')")
-    best = float("inf")
-    for _ in range(3):
-        began = time.perf_counter()
-        duck.run(con, f"CREATE OR REPLACE TEMP TABLE r AS {sql}")
-        best = min(best, time.perf_counter() - began)
-    return best
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=5_000_000)
@@ -87,7 +74,7 @@ def main() -> None:
         ours_sql, theirs_sql = QUERIES[name]
         script = SOURCE.format(path=path) + ours_sql
         job = min(run_cli(script)[1] for _ in range(args.repeat))
-        theirs = duckdb_seconds(theirs_sql, str(path))
+        theirs = duckdb_seconds(theirs_sql, {"bids": str(path)})
         results[name] = job
         print(
             f"{name:8s} streamsql {job:6.2f} s {rows / job / 1e6:6.2f} M ev/s | duckdb "

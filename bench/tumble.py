@@ -4,6 +4,10 @@ Times ``streamsql run`` (parquet source -> window aggregate -> blackhole sink) a
 same file, DuckDB's batch GROUP BY; prints events/s for both and their ratio.
 
     python bench/tumble.py [--rows 5000000] [-p 1] [--batch-size 65536] [--repeat 3]
+        [--scan-parallelism N] [--runtime threads|deterministic]
+
+The file is one parquet file; with -p N it is read by N source instances (each a range of
+its rows) unless --scan-parallelism says otherwise.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ QUERY = """
 CREATE TABLE bids (
     auction BIGINT, bidder BIGINT, price BIGINT, ts TIMESTAMP(3),
     WATERMARK FOR ts AS ts - INTERVAL '2' SECOND
-) WITH ('connector' = 'filesystem', 'path' = '{path}', 'format' = 'parquet');
+) WITH ('connector' = 'filesystem', 'path' = '{path}', 'format' = 'parquet',
+    'scan.parallelism' = '{scan}');
 
 CREATE TABLE out (
     window_start TIMESTAMP(3), window_end TIMESTAMP(3), auction BIGINT, bids BIGINT, top BIGINT
@@ -57,18 +62,27 @@ def main() -> None:
     ap.add_argument("-p", "--parallelism", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--scan-parallelism", type=int, default=None, help="default: -p")
+    ap.add_argument("--runtime", choices=("threads", "deterministic"), default=None)
     args = ap.parse_args()
+    scan = args.scan_parallelism or args.parallelism
 
     path = bids_file(args.rows)
     extra = ["-p", str(args.parallelism)]
     if args.batch_size:
         extra += ["--set", f"execution.batch-size={args.batch_size}"]
-    runs = [run_cli(QUERY.format(path=path), *extra) for _ in range(args.repeat)]
+    if args.runtime:
+        extra += ["--set", f"execution.runtime={args.runtime}"]
+    runs = [run_cli(QUERY.format(path=path, scan=scan), *extra) for _ in range(args.repeat)]
     wall = min(r[0] for r in runs)
     job = min(r[1] for r in runs)
     theirs = duckdb_seconds(str(path))
     rows = args.rows
-    print(f"rows: {rows:,}  parallelism: {args.parallelism}  best of {args.repeat}")
+    runtime = args.runtime or "default runtime"
+    print(
+        f"rows: {rows:,}  parallelism: {args.parallelism}  scan parallelism: {scan}  "
+        f"({runtime})  best of {args.repeat}"
+    )
     print(f"streamsql job     : {job:6.2f} s  {rows / job / 1e6:6.2f} M events/s")
     print(f"streamsql process : {wall:6.2f} s  {rows / wall / 1e6:6.2f} M events/s (with start-up)")
     print(f"duckdb batch      : {theirs:6.2f} s  {rows / theirs / 1e6:6.2f} M events/s")

@@ -14,11 +14,13 @@ from rich.console import Console
 from streamsql import __version__
 from streamsql.changelog import final_table
 from streamsql.errors import StreamSQLError
-from streamsql.output import print_table, row_lines
+from streamsql.output import figure_table, print_figures, print_table, row_lines
 from streamsql.parser import ast, parse_script
 from streamsql.plan.binder import Binder
 from streamsql.runtime.job import JobResult
+from streamsql.runtime.metrics import instance_figures, operator_figures
 from streamsql.runtime.operators import ResultBuffer
+from streamsql.runtime.prometheus import MetricsServer
 from streamsql.session import Output, Planned, Session, batch_schema
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -75,8 +77,22 @@ def main(ctx: click.Context) -> None:
 @click.option("-p", "--parallelism", type=click.IntRange(1, 1024), help="parallel instances")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="a setting, as SET does")
 @click.option("--state-dir", type=click.Path(file_okay=False), help="where state is kept")
-@click.option("-q", "--quiet", is_flag=True, help="no summary at the end")
-@click.option("--stats", is_flag=True, help="at the end, counters and watermarks per operator")
+@click.option("-q", "--quiet", is_flag=True, help="no summary and metrics at the end")
+@click.option(
+    "--stats",
+    is_flag=True,
+    help="at the end, figures per operator instance (not per operator), raw counters and "
+    "watermarks",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    help="serve metrics in the Prometheus text format at http://HOST:PORT/metrics while "
+    "the job runs (0: any free port)",
+)
+@click.option(
+    "--metrics-host", default="127.0.0.1", show_default=True, help="address to serve metrics on"
+)
 def run(
     file: str,
     parallelism: int | None,
@@ -84,16 +100,21 @@ def run(
     state_dir: str | None,
     quiet: bool,
     stats: bool,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Run the SQL script FILE.
 
     DDL and SET take effect in order; SELECT results are printed; the script's INSERT INTO
     statements run together as one job. Bounded jobs run to completion; unbounded ones run
-    until Ctrl-C, which stops them cleanly.
+    until Ctrl-C, which stops them cleanly. At the end comes a summary and a table of
+    figures per operator: rows in/out, rows/s, utilization, backpressure, headroom,
+    watermark and its lag, state rows.
     """
     _terminate_as_interrupt()
     script = _read(file)
     out = _stdout()
+    server = _metrics_server(metrics_host, metrics_port) if metrics_port is not None else None
 
     def show(output: Output) -> None:
         if output.table is not None:
@@ -105,6 +126,7 @@ def run(
         if result is None or quiet:
             return
         err.print(result.summary(), markup=False)
+        _print_metrics(result, per_instance=stats)
         if stats:
             print_table(err, pa.Table.from_pylist(result.by_operator()))
             for line in result.watermark_lines():
@@ -112,6 +134,8 @@ def run(
 
     try:
         session = _session(parallelism, sets, state_dir)
+        if server is not None:
+            session.on_job_start.append(server.watch)
         result = session.execute(
             script,
             on_output=show,
@@ -123,6 +147,33 @@ def run(
         _fail(e.with_source(script))
     except Exception as e:
         _fail(e)
+    finally:
+        if server is not None:
+            server.close()
+
+
+def _metrics_server(host: str, port: int) -> MetricsServer:
+    try:
+        server = MetricsServer(port, host).start()
+    except OSError as e:
+        raise click.ClickException(f"cannot serve metrics on {host}:{port}: {e.strerror}") from None
+    err.print(f"metrics: {server.url}", markup=False)
+    return server
+
+
+def _print_metrics(result: JobResult, *, per_instance: bool) -> None:
+    """Figures per operator (and per instance) on stderr: a rich table on a terminal,
+    aligned text otherwise.
+    """
+    figures = instance_figures(result) if per_instance else operator_figures(result)
+    labels = [
+        [str(f.task), f.operator, f"#{f.instance}" if per_instance else str(f.instances)]
+        for f in figures
+    ]
+    headings, rows = figure_table(
+        labels, figures, ["task", "operator", "#" if per_instance else "p"]
+    )
+    print_figures(err, headings, rows, labels=3, plain=not err.is_terminal)
 
 
 def _stdout() -> Console:

@@ -14,6 +14,46 @@ SETTINGS: tuple[Option, ...] = (
     Option(
         "execution.batch-size", "int", 262144, help="most rows a source puts in one micro-batch"
     ),
+    Option(
+        "execution.runtime",
+        "choice",
+        "threads",
+        choices=("threads", "deterministic"),
+        help="'threads': each operator instance on a thread of its own, joined by bounded "
+        "channels; 'deterministic': all on one thread in a fixed order (the reference)",
+    ),
+    Option(
+        "execution.buffer.max-batches",
+        "int",
+        8,
+        minimum=1,
+        help="most batches waiting in an instance's input channel before producers block "
+        "('threads' runtime)",
+    ),
+    Option(
+        "execution.buffer.max-bytes",
+        "memory",
+        64 << 20,
+        minimum=1,
+        help="most bytes of batches waiting in an instance's input channel before producers "
+        "block ('threads' runtime)",
+    ),
+    Option(
+        "execution.overload.policy",
+        "choice",
+        "block",
+        choices=("block", "drop"),
+        help="what a source does when its consumers' channels stay full: 'block' waits "
+        "(lossless backpressure), 'drop' drops and counts the events ('threads' runtime)",
+    ),
+    Option(
+        "execution.overload.timeout",
+        "duration",
+        1000,
+        minimum=1,
+        help="how long a channel stays full before a source drops events under "
+        "'execution.overload.policy' = 'drop'",
+    ),
     Option("pipeline.name", "string", "streamsql", help="the job's name in metrics and files"),
     Option(
         "pipeline.max-parallelism",

@@ -25,6 +25,7 @@ from streamsql.config import Settings
 from streamsql.errors import BindError, PlanError, StreamSQLError
 from streamsql.optimizer import Optimized, OptimizerContext, optimize
 from streamsql.parser import ast, parse_script, parse_statement
+from streamsql.physical.analyze import explain_analyzed
 from streamsql.physical.explain import explain_physical
 from streamsql.physical.graph import JobGraph
 from streamsql.physical.planner import build_job_graph
@@ -32,7 +33,7 @@ from streamsql.plan.binder import Binder
 from streamsql.plan.changelog import OP, OP_TYPE
 from streamsql.plan.explain import explain_logical
 from streamsql.plan.late_rows import attach_late_sink
-from streamsql.plan.nodes import PlanNode, Project, Sink
+from streamsql.plan.nodes import PlanNode, Project, Scan, Sink
 from streamsql.plan.ranking import check_bounded
 from streamsql.runtime.driver import Driver
 from streamsql.runtime.job import Job, JobResult
@@ -138,6 +139,9 @@ class Session:
         #: clock); tests set a fake one.
         self.clock: Callable[[], int] | None = None
         self._background: dict[str, tuple[Driver, threading.Thread, MaterializedTable]] = {}
+        #: Called with each job ``run_planned`` starts, before it runs (e.g. a metrics
+        #: server that watches it).
+        self.on_job_start: list[Callable[[Job], None]] = []
 
     # -- scripts ---------------------------------------------------------------------------
 
@@ -244,15 +248,23 @@ class Session:
             root = Binder(self.catalog, self.settings).query(stmt)
             return QueryHandle(self, self.plan((root,)), sql)
 
-    def explain(self, sql: str, *, verbose: bool = False) -> str:
-        """EXPLAIN a SELECT, an INSERT or a statement set."""
+    def explain(self, sql: str, *, verbose: bool = False, analyze: bool = False) -> str:
+        """EXPLAIN a SELECT, an INSERT or a statement set (``sql`` may itself be an
+        EXPLAIN statement). With ``analyze`` (or ``EXPLAIN ANALYZE``) the statement runs to
+        its end first, an INSERT writing its rows, and the physical plan shows what each
+        operator and instance did: rows, rates, utilization, backpressure, watermarks,
+        state (see :mod:`streamsql.runtime.metrics`).
+        """
         with _pointing_at(sql):
             stmt = parse_statement(sql)
             if isinstance(stmt, ast.Explain):
                 return self._explain(stmt)
             target = stmt
-            assert isinstance(target, ast.Query | ast.Insert | ast.StatementSet)
-            return self._explain(ast.Explain(target, verbose=verbose))
+            if not isinstance(target, ast.Query | ast.Insert | ast.StatementSet):
+                raise PlanError(
+                    "explain() takes a SELECT, an INSERT or a statement set", span=stmt.span
+                )
+            return self._explain(ast.Explain(target, verbose=verbose, analyze=analyze))
 
     def _query(self, stmt: ast.Query) -> pa.Table:
         root = Binder(self.catalog, self.settings).query(stmt)
@@ -291,6 +303,8 @@ class Session:
         they arrive instead of leaving them in ``results``.
         """
         driver = self.driver(planned, results)
+        for watch in self.on_job_start:
+            watch(driver.job)
         steps = driver.steps()
 
         def hand_over() -> None:
@@ -322,7 +336,10 @@ class Session:
             results=results,
             clock=self.clock,
         )
-        return Driver(job)
+        from streamsql.runtime.executor import create_executor
+
+        # 'execution.runtime': the threaded executor, or the deterministic driver.
+        return create_executor(job)  # type: ignore[return-value]
 
     # -- introspection -----------------------------------------------------------------------
 
@@ -336,12 +353,37 @@ class Session:
         planned = self.plan(roots)
         parts = ["== Optimized Logical Plan ==", explain_logical(planned.roots)]
         idle = self.settings["table.exec.source.idle-timeout"]
-        parts += ["", "== Physical Plan ==", explain_physical(planned.graph, idle_timeout_ms=idle)]
+        if stmt.analyze:
+            result = self._analyze(planned, stmt)
+            physical = explain_analyzed(planned.graph, result, idle_timeout_ms=idle)
+            parts += ["", "== Physical Plan, Analyzed ==", physical]
+        else:
+            parts += [
+                "",
+                "== Physical Plan ==",
+                explain_physical(planned.graph, idle_timeout_ms=idle),
+            ]
         if stmt.verbose:
             parts += ["", "== Bound Plan ==", explain_logical(roots)]
             for rule, after in planned.optimized.trace:
                 parts += ["", f"== After {rule} ==", explain_logical(after, physical=True)]
         return "\n".join(parts)
+
+    def _analyze(self, planned: Planned, stmt: ast.Explain) -> JobResult:
+        """Run an EXPLAIN ANALYZE's job to its end; a query's rows are counted, not kept."""
+        if not planned.bounded:
+            names = sorted({s.table.name for s in _scans(planned.roots) if not s.bounded})
+            raise PlanError(
+                "EXPLAIN ANALYZE runs the statement to its end, but it reads unbounded "
+                f"input{': ' + ', '.join(names) if names else ''}",
+                span=stmt.span,
+                hint="bound the source (e.g. 'number-of-rows' for datagen), or watch a "
+                "running job's figures with `streamsql run --metrics-port N`",
+            )
+        results = None
+        if isinstance(stmt.target, ast.Query):
+            results = ResultBuffer(batch_schema(planned.roots[0]))
+        return self.run_planned(planned, results, on_batch=lambda batch: None)
 
     def show(self, what: str = "TABLES") -> pa.Table:
         if what == "VIEWS":
@@ -502,6 +544,16 @@ def _drain(driver: Driver) -> None:
             pass
     finally:
         driver.job.state.drop_all()
+
+
+def _scans(roots: tuple[PlanNode, ...]) -> Iterator[Scan]:
+    """Every Scan under ``roots``."""
+    stack = list(roots)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Scan):
+            yield node
+        stack.extend(node.inputs)
 
 
 def batch_schema(node: PlanNode) -> pa.Schema:

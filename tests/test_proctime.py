@@ -45,6 +45,8 @@ class Run:
     """A query run one driver round per ``step``, on the session's (fake) clock."""
 
     def __init__(self, session: streamsql.Session, sql: str) -> None:
+        # Rounds are the deterministic driver's: the threaded executor has none.
+        session.settings.set("execution.runtime", "deterministic")
         handle = session.sql(sql)
         self.results = ResultBuffer(handle.schema)
         self.driver = session.driver(handle.planned, self.results)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from streamsql.connectors.base import Source
 from streamsql.connectors.formats.common import Chunk, ReadSpec
@@ -54,6 +56,10 @@ class FileSource(Source):
     Files are read one after the other and a batch never holds rows of two files. The
     position is the file (index and path) and the place in it: byte offset and line for
     csv/json, row number for parquet.
+
+    With more instances than files, parquet files are shared: the instances that file i
+    goes to (those with index mod the number of files equal to i) each read a contiguous
+    range of its rows, so that a single large file is read in parallel.
     """
 
     bounded = True
@@ -64,7 +70,9 @@ class FileSource(Source):
         self.spec = spec
         self.spec.counters = self.counters  # the readers count skipped rows here
         self.reader = READERS[fmt]
+        self.fmt = fmt
         self.instance, self.parallelism = instance, parallelism
+        self._rows: tuple[int, int] | None = None  # the range of rows read of a shared file
         self.files: list[str] | None = None
         self._file = 0  # index into self.files of the file being read
         self._inner: dict[str, int] = {}  # where in that file the next read starts
@@ -94,8 +102,11 @@ class FileSource(Source):
             if self._file >= len(self.files) and not self._more():
                 return self._idle()
             if self._chunks is None:
+                self._rows = self._shared_rows(self._file)
+                if self._rows is not None and "row" not in self._inner:
+                    self._inner = {"row": self._rows[0]}
                 self._chunks = self.reader(self.files[self._file], self.spec, self._inner)
-            nxt = next(self._chunks, None)
+            nxt = self._clip(next(self._chunks, None))
             if nxt is None:
                 self._drop_reader()
                 self._file, self._inner = self._next_mine(self._file + 1), {}
@@ -149,9 +160,43 @@ class FileSource(Source):
     def _next_mine(self, index: int) -> int:
         """The first file at or after ``index`` that this instance reads."""
         assert self.files is not None
-        while index < len(self.files) and index % self.parallelism != self.instance:
+        while index < len(self.files) and not self._mine(index):
             index += 1
         return min(index, len(self.files))
+
+    def _mine(self, index: int) -> bool:
+        assert self.files is not None
+        if self._shares():
+            return index == self.instance % len(self.files)
+        return index % self.parallelism == self.instance
+
+    def _shares(self) -> bool:
+        """Whether instances share files: more of them than files, of a splittable format."""
+        assert self.files is not None
+        return self.bounded and self.fmt == "parquet" and 0 < len(self.files) < self.parallelism
+
+    def _shared_rows(self, index: int) -> tuple[int, int] | None:
+        """This instance's range [first, end) of the rows of a shared file, or None."""
+        assert self.files is not None
+        if not self._shares():
+            return None
+        n = len(self.files)
+        sharers = len(range(index, self.parallelism, n))
+        share = self.instance // n
+        total = pq.ParquetFile(self.files[index]).metadata.num_rows
+        return total * share // sharers, total * (share + 1) // sharers
+
+    def _clip(self, chunk: Chunk | None) -> Chunk | None:
+        """The chunk's rows that fall in this instance's range of a shared file."""
+        if chunk is None or self._rows is None:
+            return chunk
+        end = self._rows[1]
+        if chunk.first_row >= end:
+            return None
+        if chunk.first_row + chunk.batch.num_rows <= end:
+            return chunk
+        kept = chunk.batch.slice(0, end - chunk.first_row)
+        return dataclasses.replace(chunk, batch=kept, end={"row": end})
 
     def _rel(self, i: int) -> str:
         assert self.files is not None

@@ -145,11 +145,16 @@ class StatementSet(Statement):
 
 @dataclass(frozen=True)
 class Explain(Statement):
-    """``EXPLAIN [VERBOSE] <query | insert | statement set>``."""
+    """``EXPLAIN [ANALYZE] [VERBOSE] <query | insert | statement set>``.
+
+    With ``analyze`` the statement runs to its end (an INSERT writes its rows) and the
+    physical plan shows what each operator did.
+    """
 
     target: Query | Insert | StatementSet
     verbose: bool = False
     details: tuple[str, ...] = ()  # extra Flink detail words, e.g. CHANGELOG_MODE
+    analyze: bool = False
 
 
 def inserts_of(stmt: Statement) -> tuple[Insert, ...]:

@@ -74,6 +74,7 @@ CLAUSE_KEYWORDS = (
 
 #: What EXPLAIN accepts before the statement it explains.
 EXPLAIN_DETAILS = (
+    "ANALYZE",
     "VERBOSE",
     "CHANGELOG_MODE",
     "ESTIMATED_COST",

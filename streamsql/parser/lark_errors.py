@@ -247,6 +247,8 @@ def _set_reset(site: Site) -> tuple[str, str | None] | None:
 
 
 def _explain(site: Site) -> tuple[str, str | None] | None:
+    if "_EXPLAIN" in site.context and site.word in ("ANALYZE", "ANALYSE"):
+        return "ANALYZE comes right after EXPLAIN", "write EXPLAIN ANALYZE [VERBOSE] <query>"
     if "_EXPLAIN" not in site.context or not site.wants("VERBOSE") or not site.word:
         return None
     if site.word in STATEMENT_KEYWORDS:

@@ -250,7 +250,7 @@ class AstBuilder(TypeRules):
         return self._statement(StatementSet, meta, inserts=tuple(children))
 
     def explain(self, meta: Meta, children: list[Any]) -> Explain:
-        *details, target = children
+        analyze, *details, target = children
         words = tuple(d for d in details if d is not None)
         return self._statement(
             Explain,
@@ -258,6 +258,7 @@ class AstBuilder(TypeRules):
             target=target,
             verbose="VERBOSE" in words,
             details=tuple(w for w in words if w != "VERBOSE"),
+            analyze=analyze is not None,
         )
 
     def explain_detail(self, meta: Meta, children: list[Token]) -> str:

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from streamsql.physical.graph import JobGraph, Task
 from streamsql.plan.join_nodes import Join, LookupJoin
 from streamsql.plan.nodes import LateSink, Scan, Sink
 
+#: Extra lines under an operator's line (EXPLAIN ANALYZE's figures): given the task and the
+#: operator's place in its chain.
+Annotate = Callable[[Task, int], list[str]]
 
-def explain_physical(graph: JobGraph, *, idle_timeout_ms: int = 0) -> str:
-    """The job graph; a source's watermark line names its idle timeout when one is set."""
+
+def explain_physical(
+    graph: JobGraph, *, idle_timeout_ms: int = 0, annotate: Annotate | None = None
+) -> str:
+    """The job graph; a source's watermark line names its idle timeout when one is set.
+    ``annotate`` adds lines under each operator (indented by the caller).
+    """
     lines = []
     for task in graph.tasks:
         lines.append(f"Task {task.id}: {task.name}  [parallelism={task.parallelism}]")
@@ -18,8 +28,10 @@ def explain_physical(graph: JobGraph, *, idle_timeout_ms: int = 0) -> str:
         for edge in inputs:
             side = _input_name(task, edge.input_index) if len(task.head.inputs) > 1 else ""
             lines.append(f"  <- {edge.distribution.describe()} from Task {edge.source}{side}")
-        for node in task.nodes:
+        for i, node in enumerate(task.nodes):
             lines.append(f"  {node.describe()}")
+            if annotate is not None:
+                lines += annotate(task, i)
         for table in task.state_tables():
             instances = "0" if task.parallelism == 1 else f"0..{task.parallelism - 1}"
             lines.append(f"  state: DuckDB table {table}_i{{{instances}}}")

@@ -6,7 +6,10 @@ import numpy as np
 import pyarrow as pa
 
 from streamsql.physical.graph import Edge
-from streamsql.runtime.hashing import hash_keys, instance_of_group, key_groups
+from streamsql.runtime.hashing import hash_keys, instances_of
+
+#: Up to this many consumers a batch is split with a take per consumer, not a sort.
+FEW_CONSUMERS = 8
 
 
 class Router:
@@ -39,11 +42,16 @@ class Router:
     def _by_hash(self, batch: pa.RecordBatch) -> list[tuple[int, pa.RecordBatch]]:
         if self.consumers == 1:
             return [(0, batch)]
-        groups = key_groups(hash_keys(batch, self.keys), self.max_parallelism)
-        owner = instance_of_group(groups, self.consumers, self.max_parallelism)
-        counts = np.bincount(owner, minlength=self.consumers)
-        if counts.max() == batch.num_rows:  # everything goes to one instance
+        if not batch.num_rows:
+            return []
+        owner = instances_of(hash_keys(batch, self.keys), self.consumers, self.max_parallelism)
+        if not (owner != owner[0]).any():  # everything goes to one instance
             return [(int(owner[0]), batch)]
+        if self.consumers <= FEW_CONSUMERS:
+            # A take per consumer of its rows' positions, in arrival order.
+            parts = [(i, np.flatnonzero(owner == i)) for i in range(self.consumers)]
+            return [(i, batch.take(pa.array(rows))) for i, rows in parts if len(rows)]
+        counts = np.bincount(owner, minlength=self.consumers)
         order = np.argsort(owner, kind="stable")  # keeps each key's rows in arrival order
         taken = batch.take(pa.array(order))
         out, start = [], 0

@@ -17,16 +17,31 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _NULL = np.uint64(0x6A09E667F3BCC909)
 _PRIME = np.uint64(1099511628211)
 _powers = np.ones(1, dtype=np.uint64)
+#: Hashes are mixed this many at a time: the pieces stay in the CPU cache between steps.
+_PIECE = 32768
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
     """splitmix64's finalizer: every input bit affects every output bit."""
+    return _mix_in_place(x.copy())
+
+
+def _mix_in_place(x: np.ndarray) -> np.ndarray:
+    """``_mix`` overwriting ``x``, a cache-sized piece at a time (one scratch array)."""
+    scratch = np.empty(min(len(x), _PIECE), dtype=np.uint64)
     with np.errstate(over="ignore"):
-        x = x ^ (x >> np.uint64(30))
-        x = x * _M1
-        x = x ^ (x >> np.uint64(27))
-        x = x * _M2
-        return x ^ (x >> np.uint64(31))
+        for start in range(0, len(x), _PIECE):
+            v = x[start : start + _PIECE]
+            t = scratch[: len(v)]
+            np.right_shift(v, np.uint64(30), out=t)
+            np.bitwise_xor(v, t, out=v)
+            np.multiply(v, _M1, out=v)
+            np.right_shift(v, np.uint64(27), out=t)
+            np.bitwise_xor(v, t, out=v)
+            np.multiply(v, _M2, out=v)
+            np.right_shift(v, np.uint64(31), out=t)
+            np.bitwise_xor(v, t, out=v)
+    return x
 
 
 def _pow_table(n: int) -> np.ndarray:
@@ -100,7 +115,7 @@ def _hash_column(col: pa.Array) -> np.ndarray:
     else:  # decimals, nested types: hash their canonical text
         values = _hash_bytes(col.cast(pa.string()))
     with np.errstate(over="ignore"):
-        values = _mix(values + _GOLDEN)  # the offset keeps 0 and '' from hashing to 0
+        values = _mix_in_place(values + _GOLDEN)  # the offset keeps 0 and '' from hashing to 0
     if col.null_count:
         nulls = col.is_null().to_numpy(zero_copy_only=False)
         values = np.where(nulls, _NULL, values)
@@ -109,15 +124,19 @@ def _hash_column(col: pa.Array) -> np.ndarray:
 
 def hash_keys(batch: pa.RecordBatch | pa.Table, keys: tuple[str, ...] | list[str]) -> np.ndarray:
     """A uint64 hash per row of the given key columns (NULL hashes like any other value)."""
-    n = batch.num_rows
-    h = np.zeros(n, dtype=np.uint64)
+    h: np.ndarray | None = None
     for name in keys:
         col = batch.column(name)
         if isinstance(col, pa.ChunkedArray):
             col = col.combine_chunks()
+        values = _hash_column(col)
         with np.errstate(over="ignore"):
-            h = _mix(h * _GOLDEN + _hash_column(col))
-    return h
+            # h starts at 0: the first key's step (0 * golden + values) is values itself.
+            if h is not None:
+                np.multiply(h, _GOLDEN, out=h)
+                np.add(h, values, out=values)
+            h = _mix_in_place(values)
+    return h if h is not None else np.zeros(batch.num_rows, dtype=np.uint64)
 
 
 def key_groups(hashes: np.ndarray, max_parallelism: int) -> np.ndarray:
@@ -128,3 +147,19 @@ def key_groups(hashes: np.ndarray, max_parallelism: int) -> np.ndarray:
 def instance_of_group(groups: np.ndarray, parallelism: int, max_parallelism: int) -> np.ndarray:
     """The instance that owns each key group (contiguous ranges of groups, as Flink)."""
     return (groups * parallelism) // max_parallelism
+
+
+def instances_of(hashes: np.ndarray, parallelism: int, max_parallelism: int) -> np.ndarray:
+    """The instance that owns each hash: ``instance_of_group(key_groups(...))``, small ints.
+
+    >>> h = hash_keys(pa.table({"k": [1, 2, 3, 4]}), ["k"])
+    >>> bool((instances_of(h, 3, 128) == instance_of_group(key_groups(h, 128), 3, 128)).all())
+    True
+    """
+    if max_parallelism & (max_parallelism - 1):  # not a power of two: the general way
+        owner = instance_of_group(key_groups(hashes, max_parallelism), parallelism, max_parallelism)
+    else:  # a mask and a shift instead of a division
+        owner = hashes & np.uint64(max_parallelism - 1)
+        owner *= np.uint64(parallelism)
+        owner >>= np.uint64(max_parallelism.bit_length() - 1)
+    return owner.astype(np.uint8 if parallelism <= 256 else np.int64)

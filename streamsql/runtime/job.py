@@ -73,6 +73,11 @@ class JobResult:
         return sum(m.extra.get("late_rows_routed", 0) for m in self.operators)
 
     @property
+    def events_dropped(self) -> int:
+        """Events sources dropped under 'execution.overload.policy' = 'drop'."""
+        return self._sum("events_dropped")
+
+    @property
     def rows_read(self) -> int:
         return sum(c.get("rows_read", 0) for c in self.sources.values())
 
@@ -113,6 +118,8 @@ class JobResult:
             parts[-1] += f" ({self.late_rows_routed:,} written to {self.late_sink})"
         if self.parse_errors_skipped:
             parts.append(f"{self.parse_errors_skipped:,} malformed rows skipped")
+        if self.events_dropped:
+            parts.append(f"{self.events_dropped:,} events dropped (overload)")
         parts.append(f"{self.elapsed_s:.2f} s ({rate:,.0f} rows/s)")
         return "job finished: " + ", ".join(parts)
 

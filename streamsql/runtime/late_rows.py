@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any, TextIO
 
@@ -35,6 +36,8 @@ class LateRowWriter:
         self.sink: Sink | None = None
         self.rows = 0
         self.closed = False
+        # Windowed operators of every instance write here, on the executor's threads.
+        self._lock = threading.Lock()
 
     def open(self) -> None:
         def start() -> Sink:
@@ -51,8 +54,9 @@ class LateRowWriter:
         batch = self.conform(rows, watermark, operator)
         sink = self.sink
         assert sink is not None, "the late-row writer is not open"
-        self._guard("write", lambda: sink.write(batch))
-        self.rows += batch.num_rows
+        with self._lock:
+            self._guard("write", lambda: sink.write(batch))
+            self.rows += batch.num_rows
 
     def conform(
         self, rows: pa.Table | pa.RecordBatch, watermark: int, operator: str
@@ -82,15 +86,17 @@ class LateRowWriter:
 
     def flush(self) -> None:
         """Make the late rows written so far durable (with the sinks, at checkpoints)."""
-        if self.sink is not None and not self.closed:
-            self._guard("flush", self.sink.flush)
+        with self._lock:
+            if self.sink is not None and not self.closed:
+                self._guard("flush", self.sink.flush)
 
     def close(self) -> None:
         """End of the job (or a clean stop): publish what was written."""
-        if self.sink is None or self.closed:
-            return
-        self.closed = True
-        self._guard("close", self.sink.close)
+        with self._lock:
+            if self.sink is None or self.closed:
+                return
+            self.closed = True
+            self._guard("close", self.sink.close)
 
     def _guard(self, what: str, call: Callable[[], Any]) -> Any:
         try:

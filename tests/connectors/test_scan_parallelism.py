@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from streamsql.connectors import get_connector
@@ -63,6 +64,39 @@ def test_filesystem_instances_read_every_row_once(tmp_path: Path, n: int) -> Non
     parts = [[r["id"] for r in read_rows(source(t, instance=i, parallelism=n))] for i in range(n)]
     assert Counter(i for p in parts for i in p) == Counter(ids)
     assert all(parts)
+
+
+@pytest.mark.parametrize("n", [2, 3, 5])
+def test_instances_share_a_parquet_file_by_row_ranges(tmp_path: Path, n: int) -> None:
+    """More instances than files: each file is read by its instances in contiguous ranges
+    (batches never cross a range's end), so one large file is read in parallel.
+    """
+    for i, rows in enumerate((1000, 10)):
+        ids = pa.array(range(i * 10_000, i * 10_000 + rows), pa.int64())
+        pq.write_table(pa.table({"id": ids}), tmp_path / f"f{i}.parquet", row_group_size=300)
+    t = fs_table(pa.schema([("id", pa.int64())]), tmp_path, "parquet")
+    srcs = [source(t, batch_size=64, instance=i, parallelism=n) for i in range(n)]
+    parts = [[r["id"] for r in read_rows(src)] for src in srcs]
+    everything = [*range(1000), *range(10_000, 10_010)]
+    assert sorted(i for p in parts for i in p) == everything
+    for part, src in zip(parts, srcs, strict=True):
+        assert part == list(range(part[0], part[0] + len(part)))  # one contiguous range
+        assert src.counters["rows_read"] == len(part)
+    # File f is read by the instances i with i % 2 == f, in ranges as even as can be.
+    for f, rows in enumerate((1000, 10)):
+        m = len(range(f, n, 2))
+        want = [rows * (k + 1) // m - rows * k // m for k in range(m)]
+        assert [len(parts[i]) for i in range(f, n, 2)] == want
+
+
+def test_a_shared_parquet_file_resumes_inside_its_range(tmp_path: Path) -> None:
+    pq.write_table(pa.table({"id": pa.array(range(100), pa.int64())}), tmp_path / "f.parquet")
+    t = fs_table(pa.schema([("id", pa.int64())]), tmp_path, "parquet")
+    first = source(t, batch_size=10, instance=1, parallelism=2)
+    assert first.read().column(0).to_pylist() == list(range(50, 60))  # type: ignore[union-attr]
+    resumed = source(t, batch_size=10, instance=1, parallelism=2)
+    resumed.seek(first.position())
+    assert [r["id"] for r in read_rows(resumed)] == list(range(60, 100))
 
 
 @pytest.mark.parametrize("n", [1, 2, 3])

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import pyarrow as pa
 
 from streamsql.runtime.operators.base import Operator, OperatorContext
 from streamsql.runtime.timeutil import MAX_WATERMARK, MIN_WATERMARK
+
+#: Seconds between samples of the operators' state sizes (a count query on state tables):
+#: taken on a watermark, on the instance's own thread, and always before the end of input
+#: fires what is left, so that a bounded run reports the state it held.
+STATE_SAMPLE_S = 0.5
 
 
 def delayed(watermark: int, delay_ms: int) -> int:
@@ -24,6 +29,7 @@ class Chain(Operator):
     def __init__(self, ops: list[Operator], contexts: list[OperatorContext]) -> None:
         self.ops = ops
         self.contexts = contexts
+        self.sampled = time.monotonic()  # when state sizes were last sampled
 
     def open(self, ctx: OperatorContext) -> None:
         self.ctx = ctx
@@ -57,13 +63,21 @@ class Chain(Operator):
         """Each member sees the watermark after the rows fired by the members before it
         (held back by the delays of the members before it).
         """
+        if watermark >= MAX_WATERMARK or time.monotonic() - self.sampled >= STATE_SAMPLE_S:
+            self.sample_state()
         out: list[pa.RecordBatch] = []
         for i, (op, c) in enumerate(zip(self.ops, self.contexts, strict=True)):
             c.watermark = watermark
             c.metrics.watermark = watermark
-            out.extend(self._forward(i, op.on_watermark(watermark)))
+            out.extend(self._forward(i, op.on_watermark, watermark))
             watermark = delayed(watermark, op.watermark_delay_ms)
         return out
+
+    def sample_state(self) -> None:
+        """Record each member's state size in its metrics (and the peak so far)."""
+        self.sampled = time.monotonic()
+        for op, c in zip(self.ops, self.contexts, strict=True):
+            c.metrics.record_state(op.describe_state())
 
     def output_watermark(self, watermark: int) -> int:
         """The watermark the chain passes downstream when its input watermark is
@@ -76,7 +90,7 @@ class Chain(Operator):
     def flush(self) -> list[pa.RecordBatch]:
         out: list[pa.RecordBatch] = []
         for i, op in enumerate(self.ops):
-            out.extend(self._forward(i, op.flush()))
+            out.extend(self._forward(i, op.flush))
         return out
 
     def on_barrier(self, epoch: int) -> None:
@@ -86,17 +100,23 @@ class Chain(Operator):
     def close(self) -> list[pa.RecordBatch]:
         out: list[pa.RecordBatch] = []
         for i, op in enumerate(self.ops):
-            out.extend(self._forward(i, op.close()))
+            out.extend(self._forward(i, op.close))
         return out
 
     def stop(self) -> None:
         for op in self.ops:
             op.stop()
 
-    def _forward(self, i: int, produced: Iterable[pa.RecordBatch]) -> list[pa.RecordBatch]:
-        """Count what member ``i`` produced outside process_batch and push it onwards."""
-        batches = [b for b in produced if b.num_rows]
+    def _forward(
+        self, i: int, produce: Callable[..., Iterable[pa.RecordBatch]], *args: int
+    ) -> list[pa.RecordBatch]:
+        """Run member ``i`` outside process_batch (busy time counts), count what it
+        produced and push it onwards.
+        """
         metrics = self.contexts[i].metrics
+        began = time.perf_counter()
+        batches = [b for b in produce(*args) if b.num_rows]
+        metrics.busy_s += time.perf_counter() - began
         for b in batches:
             metrics.rows_out += b.num_rows
             metrics.batches_out += 1

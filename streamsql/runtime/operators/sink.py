@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Iterable
 
@@ -69,20 +70,25 @@ def _cast(batch: pa.RecordBatch, schema: pa.Schema, table: str) -> pa.RecordBatc
 
 
 class ResultBuffer:
-    """Where Collect operators put result batches until the caller takes them."""
+    """Where Collect operators put result batches until the caller takes them (safe to use
+    from the executor's threads while the caller drains it).
+    """
 
     def __init__(self, schema: pa.Schema) -> None:
         self.schema = schema
         self.batches: deque[pa.RecordBatch] = deque()
         self.rows = 0
+        self._lock = threading.Lock()
 
     def put(self, batch: pa.RecordBatch) -> None:
-        self.batches.append(batch)
-        self.rows += batch.num_rows
+        with self._lock:
+            self.batches.append(batch)
+            self.rows += batch.num_rows
 
     def drain(self) -> list[pa.RecordBatch]:
-        out = list(self.batches)
-        self.batches.clear()
+        with self._lock:
+            out = list(self.batches)
+            self.batches.clear()
         return out
 
 

@@ -119,6 +119,17 @@ SETTINGS: tuple[Option, ...] = (
         help="processing time between a window aggregate's early results (> 0 when enabled)",
     ),
     Option(
+        "table.optimizer.agg-phase-strategy",
+        "choice",
+        "AUTO",
+        choices=("AUTO", "ONE_PHASE", "TWO_PHASE"),
+        help="window aggregates: 'TWO_PHASE' pre-aggregates each batch where the rows are "
+        "read (local phase) and merges the partial results behind the exchange (global "
+        "phase); 'ONE_PHASE' sends every row across; 'AUTO' splits when the input crosses an "
+        "exchange at parallelism > 1. DISTINCT aggregates, SESSION windows, a CUMULATE "
+        "window assigned by the aggregate, a late-rows sink and updating emits stay one-phase",
+    ),
+    Option(
         "table.optimizer.disabled-rules",
         "string",
         "",
@@ -189,6 +200,10 @@ class Settings:
     @property
     def max_parallelism(self) -> int:
         return int(self.values["pipeline.max-parallelism"])
+
+    @property
+    def agg_phase_strategy(self) -> str:
+        return str(self.values["table.optimizer.agg-phase-strategy"])
 
     @property
     def disabled_rules(self) -> frozenset[str]:

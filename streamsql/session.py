@@ -285,7 +285,10 @@ class Session:
     # -- planning and running ----------------------------------------------------------------
 
     def plan(self, roots: tuple[PlanNode, ...]) -> Planned:
-        ctx = OptimizerContext(self.settings.parallelism, self.settings.disabled_rules)
+        settings = self.settings
+        ctx = OptimizerContext(
+            settings.parallelism, settings.disabled_rules, settings.agg_phase_strategy
+        )
         optimized = optimize(attach_late_sink(roots, self.catalog, self.settings), ctx)
         return Planned(roots, optimized, build_job_graph(optimized.roots))
 

@@ -143,3 +143,17 @@ def sql_type_name(t: pa.DataType) -> str:
 def is_time_type(t: pa.DataType) -> bool:
     """Whether a column of this type can carry event time (a rowtime attribute)."""
     return pa.types.is_timestamp(t)
+
+
+def sum_type(t: pa.DataType) -> pa.DataType:
+    """The type (partial) sums of ``t`` values run in, wide enough not to overflow: BIGINT,
+    DOUBLE or DECIMAL(38, s).
+
+    >>> sum_type(pa.int32()), sum_type(pa.decimal128(10, 2))
+    (DataType(int64), Decimal128Type(decimal128(38, 2)))
+    """
+    if pa.types.is_integer(t):
+        return pa.int64()
+    if pa.types.is_decimal(t):
+        return pa.decimal128(38, t.scale)
+    return pa.float64()

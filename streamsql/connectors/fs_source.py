@@ -67,7 +67,7 @@ class FileSource(Source):
     def __init__(self, path: str, fmt: str, spec: ReadSpec, instance: int, parallelism: int):
         super().__init__()
         self.path = path
-        self.spec = spec
+        self.spec = dataclasses.replace(spec, threads=parallelism == 1)
         self.spec.counters = self.counters  # the readers count skipped rows here
         self.reader = READERS[fmt]
         self.fmt = fmt

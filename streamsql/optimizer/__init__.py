@@ -21,6 +21,7 @@ from streamsql.optimizer.merge_projections import merge_projections
 from streamsql.optimizer.prune_columns import prune_columns
 from streamsql.optimizer.push_down_filters import push_down_filters
 from streamsql.optimizer.share_sources import share_sources
+from streamsql.optimizer.split_window_aggregates import split_window_aggregates
 from streamsql.plan.nodes import PlanNode, WindowTVF, walk
 
 Rule = Callable[[tuple[PlanNode, ...], OptimizerContext], tuple[PlanNode, ...]]
@@ -34,6 +35,7 @@ RULES: tuple[Rule, ...] = (
     share_sources,
     choose_grouping_keys,
     assign_parallelism,
+    split_window_aggregates,
     insert_exchanges,
 )
 

@@ -1,4 +1,6 @@
-"""What rules may know about the session: parallelism and switched-off rules."""
+"""What rules may know about the session: parallelism, switched-off rules and the
+aggregation phase strategy.
+"""
 
 from __future__ import annotations
 
@@ -9,3 +11,5 @@ from dataclasses import dataclass
 class OptimizerContext:
     parallelism: int = 1
     disabled: frozenset[str] = frozenset()
+    #: 'table.optimizer.agg-phase-strategy': AUTO, ONE_PHASE or TWO_PHASE.
+    agg_phase: str = "AUTO"

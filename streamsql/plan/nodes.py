@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from streamsql.catalog import CatalogTable
 
 WINDOW_COLUMNS = ("window_start", "window_end", "window_time")
+#: Columns of a two-phase window aggregate's partial rows: the end of the slice (window or
+#: pane) a partial belongs to, and how many input rows it stands for.
+SLICE_END = "$slice_end"
+SLICE_ROWS = "$rows"
 
 
 @dataclass(frozen=True, eq=False)
@@ -325,6 +329,8 @@ class WindowAggregate(PlanNode):
     updates it with late rows: the output is then an upsert stream keyed by the window and
     the keys. The input carries window_start/window_end (from a WindowTVF), or, when
     ``assigns`` is set, the window's time column: the operator then assigns windows itself.
+    With ``phase`` "global" the input is a LocalWindowAggregate's partial rows (two-phase
+    aggregation, rule split_window_aggregates), which it merges instead of raw rows.
     """
 
     stateful: ClassVar[bool] = True
@@ -337,12 +343,19 @@ class WindowAggregate(PlanNode):
     assigns: bool = False  # set by fuse_window_assignment
     late_sink: LateSink | None = None  # set from 'table.exec.late-rows.sink'
     emit: WindowEmit = field(default_factory=WindowEmit)  # from 'table.exec.emit.*'
+    phase: str = ""  # "global": merges partial rows (set by split_window_aggregates)
 
     def __post_init__(self) -> None:
+        assert self.phase in ("", "global"), self.phase
+        assert not (self.phase and (self.late_sink or self.emit.updating))
         names = set(self.input.schema.names)
         late = self.late_sink.columns if self.late_sink else ()
         for needed in (*self.window_inputs, *self.keys, *late):
             assert needed in names, f"WindowAggregate input lacks {needed}"
+
+    @property
+    def name(self) -> str:
+        return "GlobalWindowAggregate" if self.phase == "global" else "WindowAggregate"
 
     def state_tables(self) -> tuple[str, ...]:
         """The operator's state tables: partial aggregates, and the distinct values of
@@ -368,6 +381,8 @@ class WindowAggregate(PlanNode):
     @property
     def window_inputs(self) -> tuple[str, ...]:
         """The input columns that place a row in its windows."""
+        if self.phase == "global":
+            return (SLICE_END,)
         return (self.window.time_col,) if self.assigns else ("window_start", "window_end")
 
     @property

@@ -64,7 +64,8 @@ def test_a_quiet_instance_holds_windows_open_without_a_timeout(name):
     stream(name).push(_rows(0, 25))  # push 0 goes to instance 0; instance 1 gets nothing
     out, result = _run_for(session, 0.3)
     assert out == {"window_start": [], "n": []}
-    assert result.held_back_by() == ["[1] Source: bids #1"]
+    # The source task also runs the aggregate's local phase.
+    assert result.held_back_by() == ["[1] Source: bids -> LocalWindowAggregate #1"]
     assert not result.idle
 
 
@@ -83,7 +84,7 @@ def test_an_idle_instance_counts_again_when_rows_come(name):
     handle = session.sql(QUERY)
     results = ResultBuffer(handle.schema)
     driver = session.driver(handle.planned, results)
-    windows = [i for i in driver.job.all_instances() if "Window" in i.label]
+    windows = [i for i in driver.job.all_instances() if "Window" in i.label and not i.reader]
     steps = driver.steps()
     seen: list[int] = []
     woke = None
@@ -133,6 +134,7 @@ def test_a_stopped_job_without_output_says_what_holds_it_back(name):
     _, result = _run_for(session, 0.2)
     text = "\n".join(_no_output_hints(result))
     assert "no rows were written" in text
-    assert "held back by: [1] Source: bids #1" in text
-    assert "[1] Source: bids #0" in text and "watermark 1970-01-01T00:00:23" in text
+    assert "held back by: [1] Source: bids -> LocalWindowAggregate #1" in text
+    assert "[1] Source: bids -> LocalWindowAggregate #0" in text
+    assert "watermark 1970-01-01T00:00:23" in text
     assert "table.exec.source.idle-timeout" in text

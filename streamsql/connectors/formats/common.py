@@ -24,6 +24,9 @@ class ReadSpec:
     options: Mapping[str, Any]  # parsed connector options
     batch_size: int = 65536
     ignore_errors: bool = False
+    #: Whether a reader may decode on pyarrow's thread pool (parquet): a scan of several
+    #: instances already decodes on one thread each, and sharing the pool only adds waits.
+    threads: bool = True
     counters: dict[str, int] = field(default_factory=lambda: {"parse_errors_skipped": 0})
     _con: duck.Connection | None = None
 

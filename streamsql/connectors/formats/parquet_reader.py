@@ -36,7 +36,7 @@ def read_parquet_chunks(path: str, spec: ReadSpec, start: Mapping[str, int]) -> 
             batch_size=spec.batch_size,
             row_groups=range(group, len(sizes)),
             columns=list(spec.columns),
-            use_threads=True,
+            use_threads=spec.threads,
         )
         for raw in batches:
             if skip:

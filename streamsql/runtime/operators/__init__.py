@@ -11,6 +11,7 @@ from streamsql.plan.join_nodes import (
     Union,
     WindowJoin,
 )
+from streamsql.plan.local_window_agg import LocalWindowAggregate
 from streamsql.plan.nodes import (
     Aggregate,
     Collect,
@@ -40,6 +41,7 @@ from streamsql.runtime.operators.topn import TopNOperator
 from streamsql.runtime.operators.union import UnionOperator
 from streamsql.runtime.operators.window_agg import WindowAggOperator
 from streamsql.runtime.operators.window_assign import WindowAssignOperator
+from streamsql.runtime.operators.window_local import LocalWindowAggOperator
 from streamsql.runtime.operators.window_topn import WindowTopNOperator
 
 
@@ -58,6 +60,8 @@ def create_operator(node: PlanNode, results: ResultBuffer | None = None) -> Oper
             return SessionWindowOperator(node)
         case WindowAggregate():
             return WindowAggOperator(node)
+        case LocalWindowAggregate():
+            return LocalWindowAggOperator(node)
         case Aggregate():
             return AggregateOperator(node)
         case TopN():

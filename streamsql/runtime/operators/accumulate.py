@@ -6,18 +6,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from streamsql.runtime.scalars import ZERO
+from streamsql.types import sum_type
 
 
 def sum_input(values: pa.Array) -> pa.Array:
     """Values widened so that (partial) sums cannot overflow a narrower type: BIGINT,
     DOUBLE or DECIMAL(38, s).
     """
-    t = values.type
-    if pa.types.is_integer(t):
-        return values.cast(pa.int64())
-    if pa.types.is_decimal(t):
-        return values.cast(pa.decimal128(38, t.scale))
-    return values.cast(pa.float64())
+    return values.cast(sum_type(values.type))
 
 
 def average(total: pa.Array, count: pa.Array, out: pa.DataType) -> pa.Array:

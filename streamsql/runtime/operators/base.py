@@ -56,6 +56,12 @@ class OperatorContext:
             self.late_rows.write(rows, watermark, f"{self.metrics.name}#{self.task_id}")
             self.metrics.add("late_rows_routed", n)
 
+    def late_counted(self, n: int) -> None:
+        """``n`` rows dropped as late after they were pre-aggregated (by the local phase of
+        a two-phase aggregation): counted; they are no longer there to be written.
+        """
+        self.metrics.late_rows_dropped += n
+
     def eval_context(self) -> EvalContext:
         wm = None if self.watermark == MIN_WATERMARK else self.watermark
         tz = self.settings["table.local-time-zone"] if self.settings is not None else "UTC"

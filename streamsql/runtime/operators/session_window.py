@@ -30,8 +30,9 @@ from streamsql.plan.nodes import AggCall, WindowAggregate
 from streamsql.runtime.operators.accumulate import sum_input
 from streamsql.runtime.operators.base import Operator, OperatorContext
 from streamsql.runtime.operators.group_keys import GroupKeys
-from streamsql.runtime.operators.window_agg import _final, window_output
+from streamsql.runtime.operators.window_agg import window_output
 from streamsql.runtime.operators.window_emit import changes, keep_limit, with_op
+from streamsql.runtime.operators.window_partials import final
 from streamsql.runtime.operators.window_state import fire_limit
 from streamsql.runtime.timeutil import MIN_WATERMARK, to_ms
 
@@ -197,7 +198,7 @@ class SessionWindowOperator(Operator):
         order = pc.sort_indices(fired, [(WE, "ascending"), (WS, "ascending")])
         fired = fired.take(order)
         keys = self.keys.restore(fired) if self.key_cols else []
-        aggs = [_final(i, a, fired) for i, a in enumerate(self.node.aggs)]
+        aggs = [final(i, a, fired) for i, a in enumerate(self.node.aggs)]
         starts = fired.column(WS).combine_chunks()
         ends = fired.column(WE).combine_chunks()
         return window_output(self.node.schema, starts, ends, keys, aggs)
@@ -215,7 +216,7 @@ class SessionWindowOperator(Operator):
 
 
 def _partial_specs(i: int, a: AggCall) -> list[tuple[str, str]]:
-    """(column, merge aggregate) of each partial of ``a``, named as ``_final`` reads them."""
+    """(column, merge aggregate) of each partial of ``a``, named as ``final`` reads them."""
     p = f"p{i}"
     match a.func:
         case "COUNT" | "SUM":

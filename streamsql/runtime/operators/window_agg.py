@@ -9,6 +9,10 @@ and from DuckDB) are merged, emitted once (append-only) and deleted.
 DISTINCT aggregates keep their (window, key, value) rows apart; at merge time they join the
 partials in one group-by, as extra rows whose other columns are NULL.
 
+A global phase (``node.phase``, two-phase aggregation) receives a local phase's partial
+rows instead of raw rows: it drops the late ones (counting the rows they stand for) and
+keeps the others as its partials.
+
 With allowed lateness or early firing ('table.exec.emit.*', the node's ``emit``) the results
 are updates: windows are computed from the partials left in state, and ``WindowUpdates``
 decides when and turns them into changes.
@@ -23,12 +27,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from streamsql.plan.nodes import AggCall, WindowAggregate, WindowSpec
-from streamsql.runtime.operators.accumulate import average, sum_input
+from streamsql.plan.local_window_agg import partial_columns
+from streamsql.plan.nodes import SLICE_END, SLICE_ROWS, WindowAggregate, WindowSpec
+from streamsql.runtime.operators.accumulate import sum_input
 from streamsql.runtime.operators.base import Operator, OperatorContext
 from streamsql.runtime.operators.pane_grid import slide_panes
-from streamsql.runtime.operators.window_assign import assign_windows, tumble_starts
 from streamsql.runtime.operators.window_emit import keep_limit
+from streamsql.runtime.operators.window_partials import (
+    ONLY_VALID,
+    col,
+    final,
+    merge_specs,
+    partial_names,
+    partial_table,
+    slice_ends,
+)
 from streamsql.runtime.operators.window_state import WindowState, fire_limit
 from streamsql.runtime.operators.window_updates import WindowUpdates
 from streamsql.runtime.scalars import ONE, i64
@@ -36,8 +49,6 @@ from streamsql.runtime.timeutil import MIN_WATERMARK, from_ms, to_ms
 
 # Windows covering at most this many panes fire by copying each pane into its windows.
 FEW_PANES = 8
-
-_ONLY_VALID = pc.CountOptions(mode="only_valid")
 
 
 class WindowAggOperator(Operator):
@@ -169,7 +180,7 @@ class WindowAggOperator(Operator):
         slide, size = self.spec.slide_ms, self.spec.size_ms
         panes = self.windows.read(first - size, last)
         if not self.distinct:
-            specs = [("__n", "sum")] + [s[:2] for i, a in self.plain for s in _merge_specs(i, a)]
+            specs = [("__n", "sum")] + [s[:2] for i, a in self.plain for s in merge_specs(i, a)]
             window = (first, last, slide, size)
             merged = slide_panes(panes["partials"], self.key_cols, specs, window)
             if merged is not None:
@@ -209,7 +220,7 @@ class WindowAggOperator(Operator):
             if kind == "partials":
                 specs: list[tuple] = [("__n", "sum")]
                 for i, a in self.plain:
-                    specs += _merge_specs(i, a)
+                    specs += merge_specs(i, a)
                 merged = rows.group_by(keys, use_threads=False).aggregate(specs)
                 names = {f"{s[0]}_{s[1]}": s[0] for s in specs}
                 merged = merged.rename_columns([names.get(c, c) for c in merged.column_names])
@@ -247,73 +258,67 @@ class WindowAggOperator(Operator):
         """The rows (repeated once per window when the operator assigns windows) with the
         end of the window each belongs to, less the rows of windows that already fired.
         """
-        given, copies = batch, None
-        if self.node.assigns:
-            times = to_ms(_col(batch, self.spec.time_col)).to_numpy(zero_copy_only=False)
-            if self.spec.kind == "TUMBLE":  # one window per row: no repetition
-                ends = tumble_starts(times, self.spec) + self.spec.size_ms
-            elif self.panes:  # the pane (slide) a row falls in; windows are made of panes
-                slices = WindowSpec(
-                    "TUMBLE", self.spec.time_col, self.spec.slide_ms, 0, self.spec.offset_ms
-                )
-                ends = tumble_starts(times, slices) + self.spec.slide_ms
-            else:
-                copies, _, ends = assign_windows(times, self.spec)
-                batch = batch.take(pa.array(copies))
-        else:
-            ends = to_ms(_col(batch, "window_end")).to_numpy(zero_copy_only=False)
-        wm = self.ctx.watermark
-        if wm != MIN_WATERMARK and len(ends):
-            # Late: every window the row (or its pane) belongs to has fired, and is past
-            # its allowed lateness.
-            last = ends + (self.spec.size_ms - self.spec.slide_ms) if self.panes else ends
-            late = last <= keep_limit(wm, self.node.emit.allow_lateness_ms)
-            if late.any():
-                self.ctx.late(_late_rows(given, copies, late), wm)
-                keep = ~late
-                batch, ends = batch.filter(pa.array(keep)), ends[keep]
+        given = batch
+        batch, copies, ends = slice_ends(batch, self.spec, self.node.assigns)
+        late = self._late(ends)
+        if late is not None:
+            self.ctx.late(_late_rows(given, copies, late), self.ctx.watermark)
+            keep = ~late
+            batch, ends = batch.filter(pa.array(keep)), ends[keep]
         return batch, ends
+
+    def _late(self, ends: np.ndarray) -> np.ndarray | None:
+        """Which rows of these window (or pane) ends are late: every window the row
+        belongs to has fired, and is past its allowed lateness. None when none is.
+        """
+        wm = self.ctx.watermark
+        if wm == MIN_WATERMARK or not len(ends):
+            return None
+        last = ends + (self.spec.size_ms - self.spec.slide_ms) if self.panes else ends
+        late = last <= keep_limit(wm, self.node.emit.allow_lateness_ms)
+        return late if late.any() else None
 
     def _rows(self, batch: pa.RecordBatch | pa.Table) -> dict[str, pa.Table]:
         """What one batch adds to state: partial aggregates per (window end, key), and per
         DISTINCT aggregate its distinct (window end, key, value) rows.
         """
+        if self.node.phase == "global":
+            return {"partials": self._global_partials(batch)}
         batch, ends = self._windows(batch)
         base = {"we": pa.array(ends, pa.int64())}
         for name, key in zip(self.key_cols, self.keys, strict=True):
-            base[name] = _col(batch, key)
-        out = {"partials": self._partials(batch, base)}
+            base[name] = col(batch, key)
+        out = {"partials": partial_table(batch, base, self.plain)}
         for i, a in self.distinct:
-            values = _col(batch, a.arg)
+            values = col(batch, a.arg)
             if a.func in ("SUM", "AVG"):
                 values = sum_input(values)
             rows = pa.table({**base, f"v{i}": values})
             keep = pc.is_valid(values)
             if a.filter:
-                keep = pc.and_(keep, pc.fill_null(_col(batch, a.filter), False))
+                keep = pc.and_(keep, pc.fill_null(col(batch, a.filter), False))
             rows = rows.filter(keep)
             out[f"distinct{i}"] = rows.group_by(
                 [*self.group, f"v{i}"], use_threads=False
             ).aggregate([])
         return out
 
-    def _partials(self, batch: pa.RecordBatch | pa.Table, base: dict[str, pa.Array]) -> pa.Table:
-        cols = dict(base)
-        specs: list[tuple] = [([], "count_all")]
-        outputs = [("__n", "count_all")]
+    def _global_partials(self, batch: pa.RecordBatch | pa.Table) -> pa.Table:
+        """A global phase's input (a local phase's partial rows) as the partials it keeps, less
+        the late ones: the input rows each stands for count as late rows dropped.
+        """
+        ends = to_ms(col(batch, SLICE_END)).to_numpy(zero_copy_only=False)
+        late = self._late(ends)
+        if late is not None:
+            self.ctx.late_counted(int(pc.sum(col(batch, SLICE_ROWS).filter(late)).as_py()))
+            batch, ends = batch.filter(pa.array(~late)), ends[~late]
+        arrays = [pa.array(ends, pa.int64()), *(col(batch, k) for k in self.keys)]
+        arrays.append(col(batch, SLICE_ROWS))
+        names = [*self.group, "__n"]
         for i, a in self.plain:
-            for suffix, fn, values in _partial_inputs(a, batch):
-                name = f"p{i}{suffix}"
-                if values is None:
-                    outputs.append((name, "count_all"))
-                    continue
-                cols[name] = values
-                specs.append((name, fn, _ONLY_VALID) if fn == "count" else (name, fn))
-                outputs.append((name, f"{name}_{fn}"))
-        grouped = pa.table(cols).group_by(self.group, use_threads=False).aggregate(specs)
-        arrays = [grouped.column(g) for g in self.group]
-        arrays += [grouped.column(src) for _, src in outputs]
-        return pa.table(arrays, names=self.group + [n for n, _ in outputs])
+            arrays += [col(batch, name) for name in partial_columns(i, a)]
+            names += partial_names(i, a)
+        return pa.table(arrays, names=names)
 
     def _merge(self, taken: dict[str, pa.Table]) -> pa.Table:
         """One group-by over the partials and the (deduplicated) distinct rows."""
@@ -324,21 +329,21 @@ class WindowAggOperator(Operator):
         union = pa.concat_tables(parts, promote_options="default")
         specs: list[tuple] = [("__n", "sum")]
         for i, a in self.plain:
-            specs += _merge_specs(i, a)
+            specs += merge_specs(i, a)
         for i, a in self.distinct:
             v = f"v{i}"
-            specs.append((v, "count", _ONLY_VALID) if a.func == "COUNT" else (v, "sum"))
+            specs.append((v, "count", ONLY_VALID) if a.func == "COUNT" else (v, "sum"))
             if a.func == "AVG":
-                specs.append((v, "count", _ONLY_VALID))
+                specs.append((v, "count", ONLY_VALID))
         # Single-threaded grouping keeps first-seen order: the output order is stable.
         merged = union.group_by(self.group, use_threads=False).aggregate(specs)
         return self._output(merged)
 
     def _output(self, merged: pa.Table) -> pa.Table:
-        ends = _col(merged, "we")
+        ends = col(merged, "we")
         starts = pa.array(window_starts(ends.to_numpy(zero_copy_only=False), self.spec))
-        keys = [_col(merged, k) for k in self.key_cols]
-        aggs = [_final(i, a, merged) for i, a in enumerate(self.node.aggs)]
+        keys = [col(merged, k) for k in self.key_cols]
+        aggs = [final(i, a, merged) for i, a in enumerate(self.node.aggs)]
         return window_output(self.schema, starts, ends, keys, aggs)
 
 
@@ -411,60 +416,3 @@ def window_starts(ends: np.ndarray, spec: WindowSpec) -> np.ndarray:
         return ends - spec.size_ms
     last = ends - 1
     return last - np.mod(last - spec.offset_ms, spec.size_ms)
-
-
-def _col(batch: pa.RecordBatch | pa.Table, name: str) -> pa.Array:
-    values = batch.column(name)
-    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-
-
-def _partial_inputs(a: AggCall, batch: pa.RecordBatch | pa.Table):
-    """(suffix, pyarrow aggregate, input values) for each partial column of ``a``;
-    values None means "the group's row count" (COUNT(*) without FILTER).
-    """
-    mask = pc.fill_null(_col(batch, a.filter), False) if a.filter else None
-
-    def masked(values: pa.Array) -> pa.Array:
-        if mask is None:
-            return values
-        return pc.if_else(mask, values, pa.nulls(len(values), values.type))
-
-    if a.func == "COUNT":
-        if a.arg is None:
-            if mask is None:
-                return [("", "count_all", None)]
-            return [("", "count", masked(pa.array(np.ones(len(mask), dtype=np.int8))))]
-        return [("", "count", masked(_col(batch, a.arg)))]
-    values = masked(_col(batch, a.arg))
-    if a.func == "SUM":
-        return [("", "sum", sum_input(values))]
-    if a.func == "AVG":
-        return [("_s", "sum", sum_input(values)), ("_c", "count", values)]
-    return [("", a.func.lower(), values)]
-
-
-def _merge_specs(i: int, a: AggCall) -> list[tuple]:
-    p = f"p{i}"
-    match a.func:
-        case "COUNT" | "SUM":
-            return [(p, "sum")]
-        case "AVG":
-            return [(f"{p}_s", "sum"), (f"{p}_c", "sum")]
-        case _:
-            return [(p, a.func.lower())]
-
-
-def _final(i: int, a: AggCall, merged: pa.Table) -> pa.Array:
-    if a.distinct:
-        v = f"v{i}"
-        if a.func == "COUNT":
-            return pc.fill_null(_col(merged, f"{v}_count"), 0)
-        if a.func == "SUM":
-            return _col(merged, f"{v}_sum")
-        return average(_col(merged, f"{v}_sum"), _col(merged, f"{v}_count"), a.type)
-    p = f"p{i}"
-    if a.func == "AVG":
-        return average(_col(merged, f"{p}_s_sum"), _col(merged, f"{p}_c_sum"), a.type)
-    if a.func == "COUNT":
-        return pc.fill_null(_col(merged, f"{p}_sum"), 0)
-    return _col(merged, f"{p}_{'sum' if a.func == 'SUM' else a.func.lower()}")

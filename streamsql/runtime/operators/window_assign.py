@@ -13,8 +13,15 @@ from streamsql.runtime.timeutil import from_ms, to_ms
 
 
 def tumble_starts(times_ms: np.ndarray, spec: WindowSpec) -> np.ndarray:
-    """The start of the tumbling window each time falls in (floor towards -inf)."""
-    return times_ms - np.mod(times_ms - spec.offset_ms, spec.size_ms)
+    """The start of the tumbling window each time falls in (floor towards -inf).
+
+    >>> tumble_starts(np.array([-1, 0, 2999, 3000]), WindowSpec("TUMBLE", "ts", 3000)).tolist()
+    [-3000, 0, 0, 3000]
+    """
+    # Floor division by a constant is several times faster than np.mod (numpy divides by a
+    # scalar with multiplications).
+    off = spec.offset_ms
+    return (times_ms - off) // spec.size_ms * spec.size_ms + off
 
 
 def assign_windows(

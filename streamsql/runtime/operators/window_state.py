@@ -8,6 +8,8 @@ at every checkpoint barrier. When windows fire, their rows are taken from both p
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -27,14 +29,28 @@ def fire_limit(watermark: int) -> int:
     return min(watermark + 1, _INT64_MAX)
 
 
+@dataclass
+class _Chunk:
+    """Buffered rows and the range of their window ends."""
+
+    first: int
+    last: int
+    rows: pa.Table
+
+
 class WindowState:
-    """Rows of several kinds (e.g. partial aggregates and distinct values) per window."""
+    """Rows of several kinds (e.g. partial aggregates and distinct values) per window.
+
+    Each buffered chunk knows the range of its window ends, so that firing (or dropping)
+    windows touches only the chunks holding rows for them, however many later windows are
+    waiting; a chunk is filtered only when it also holds rows of other windows.
+    """
 
     def __init__(self, state: StateStore, tables: dict[str, str], schemas: dict[str, pa.Schema]):
         self.state = state
         self.tables = tables
         self.schemas = schemas
-        self.buffer: dict[str, list[pa.Table]] = {kind: [] for kind in tables}
+        self.buffer: dict[str, list[_Chunk]] = {kind: [] for kind in tables}
         self.buffered = 0
         self.pending: set[int] = set()  # ends of the windows holding rows
         self.stored: set[int] = set()  # ends of the windows with rows in DuckDB
@@ -42,9 +58,10 @@ class WindowState:
     def add(self, kind: str, rows: pa.Table) -> None:
         if rows.num_rows == 0:
             return
-        self.buffer[kind].append(rows)
+        ends = pc.unique(rows.column("we")).to_pylist()
+        self.buffer[kind].append(_Chunk(min(ends), max(ends), rows))
+        self.pending.update(ends)
         self.buffered += rows.num_rows
-        self.pending.update(pc.unique(rows.column("we")).to_pylist())
         if self.buffered >= FLUSH_ROWS:
             self.flush()
 
@@ -52,7 +69,7 @@ class WindowState:
         """Move the write buffer into the DuckDB tables."""
         for kind, chunks in self.buffer.items():
             if chunks:
-                data = pa.concat_tables(chunks)
+                data = pa.concat_tables([c.rows for c in chunks])
                 self.state.append(self.tables[kind], data)
                 self.stored.update(pc.unique(data.column("we")).to_pylist())
                 chunks.clear()
@@ -74,8 +91,18 @@ class WindowState:
         if not gone:
             return
         for kind, chunks in self.buffer.items():
-            rest = [c.filter(pc.invert(_within(c.column("we"), low, limit))) for c in chunks]
-            self.buffer[kind] = [c for c in rest if c.num_rows]
+            kept = []
+            for c in chunks:
+                match _overlap(c, low, limit):
+                    case "none":
+                        kept.append(c)
+                    case "part":
+                        rest = c.rows.filter(pc.invert(_within(c.rows.column("we"), low, limit)))
+                        self.buffered -= c.rows.num_rows - rest.num_rows
+                        kept.append(_Chunk(c.first, c.last, rest))
+                    case "all":
+                        self.buffered -= c.rows.num_rows
+            self.buffer[kind] = kept
         if gone & self.stored:
             where = ""
             if not gone >= self.stored:
@@ -84,7 +111,6 @@ class WindowState:
                 self.state.execute(f"DELETE FROM {quote(table)}{where}")
             self.stored -= gone
         self.pending -= gone
-        self.buffered = sum(c.num_rows for chunks in self.buffer.values() for c in chunks)
 
     def read(self, low: int | None, high: int) -> dict[str, pa.Table]:
         """The rows with ``low < we <= high`` (no lower bound for None), left in place."""
@@ -92,7 +118,13 @@ class WindowState:
         where = f"we <= {high}" + ("" if low is None else f" AND we > {low}")
         out: dict[str, pa.Table] = {}
         for kind, chunks in self.buffer.items():
-            parts = [c.filter(_within(c.column("we"), low, high)) for c in chunks]
+            parts = []
+            for c in chunks:
+                match _overlap(c, low, high):
+                    case "part":
+                        parts.append(c.rows.filter(_within(c.rows.column("we"), low, high)))
+                    case "all":
+                        parts.append(c.rows)
             if in_table:
                 table = quote(self.tables[kind])
                 parts.append(self.state.query(f"SELECT * FROM {table} WHERE {where}"))
@@ -102,6 +134,14 @@ class WindowState:
 
     def rows(self) -> int:
         return self.buffered + sum(self.state.row_count(t) for t in self.tables.values())
+
+
+def _overlap(chunk: _Chunk, low: int | None, high: int) -> str:
+    """Whether all, part or none of the chunk's rows have ``low < we <= high``."""
+    above = low is None or chunk.first > low
+    if chunk.first > high or (low is not None and chunk.last <= low):
+        return "none"
+    return "all" if above and chunk.last <= high else "part"
 
 
 def _within(we: pa.ChunkedArray | pa.Array, low: int | None, high: int) -> pa.Array:

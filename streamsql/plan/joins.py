@@ -20,7 +20,6 @@ import functools
 import pyarrow as pa
 from sqlglot import exp
 
-from streamsql.catalog import CatalogTable
 from streamsql.errors import BindError, PlanError
 from streamsql.expr import interval_ms
 from streamsql.parser.dialect import Flink, to_sql
@@ -28,12 +27,10 @@ from streamsql.parser.spans import span_of
 from streamsql.plan.join_nodes import (
     IntervalJoin,
     Join,
-    LookupJoin,
     RegularJoin,
-    TemporalJoin,
     WindowJoin,
 )
-from streamsql.plan.nodes import PlanNode, Project, Scan
+from streamsql.plan.nodes import PlanNode, Project
 from streamsql.plan.scope import Scope, ScopeColumn
 from streamsql.types import sql_type_name
 
@@ -50,16 +47,18 @@ def bind_join(binder, left: Scope, join: exp.Join, ctes: dict[str, Scope]) -> Sc
     item = join.this
     version = item.args.get("version") if isinstance(item, exp.Table) else None
     if version is not None:
-        return _bind_as_of(binder, left, join, kind, version, ctes)
+        from streamsql.plan.as_of_joins import bind_as_of  # it builds on this module
+
+        return bind_as_of(binder, left, join, kind, version, ctes)
     right = binder._from_item(item, ctes)
-    right = _disjoint(left, right)
+    right = disjoint(left, right)
     both = Scope(left.node, left.columns + right.columns)
-    cond = _condition(binder, join, left, right, both)
-    keys, rest = _split_keys(cond, left, right)
-    left_node, right_node, lkeys, rkeys = _key_columns(left.node, right.node, keys)
+    cond = on_condition(binder, join, left, right, both)
+    keys, rest = split_keys(cond, left, right)
+    left_node, right_node, lkeys, rkeys = key_columns(left.node, right.node, keys)
 
     strategy, rest = _strategy(left, right, lkeys, rkeys, rest, join)
-    residual = _and(rest)
+    residual = conjoin(rest)
     if isinstance(strategy, RegularJoin) and not lkeys:
         bounded = left.node.bounded and right.node.bounded
         if (not bounded and kind != "INNER") or (not bounded and residual is not None):
@@ -95,7 +94,7 @@ def _kind(join: exp.Join) -> str:
     return "INNER"
 
 
-def _disjoint(left: Scope, right: Scope) -> Scope:
+def disjoint(left: Scope, right: Scope) -> Scope:
     """``right`` with its plan columns renamed where they clash with the left's (Flink
     appends a digit: ``auction0``); SQL names and qualifiers stay.
     """
@@ -128,7 +127,7 @@ def _using_hidden(right: Scope, join: exp.Join) -> tuple[ScopeColumn, ...]:
     )
 
 
-def _condition(binder, join, left: Scope, right: Scope, both: Scope) -> exp.Expression | None:
+def on_condition(binder, join, left: Scope, right: Scope, both: Scope) -> exp.Expression | None:
     using = join.args.get("using")
     if using:
         parts = []
@@ -136,7 +135,7 @@ def _condition(binder, join, left: Scope, right: Scope, both: Scope) -> exp.Expr
             lcol = left.resolve(exp.column(ident.name))
             rcol = right.resolve(exp.column(ident.name))
             parts.append(exp.EQ(this=lcol, expression=rcol))
-        return _and(parts)
+        return conjoin(parts)
     on = join.args.get("on")
     if on is None:
         return None
@@ -153,7 +152,7 @@ def conjuncts(e: exp.Expression | None) -> list[exp.Expression]:
     return [e]
 
 
-def _and(parts: list[exp.Expression]) -> exp.Expression | None:
+def conjoin(parts: list[exp.Expression]) -> exp.Expression | None:
     if not parts:
         return None
     return functools.reduce(lambda a, b: exp.And(this=_paren(a), expression=_paren(b)), parts)
@@ -163,11 +162,11 @@ def _paren(e: exp.Expression) -> exp.Expression:
     return exp.Paren(this=e) if isinstance(e, exp.Or) else e
 
 
-def _refs(e: exp.Expression) -> set[str]:
+def column_refs(e: exp.Expression) -> set[str]:
     return {c.name for c in e.find_all(exp.Column)}
 
 
-def _split_keys(cond, left: Scope, right: Scope):
+def split_keys(cond, left: Scope, right: Scope):
     """``(left_expr, right_expr)`` pairs of the equalities between the inputs, and the
     other conjuncts.
     """
@@ -176,7 +175,7 @@ def _split_keys(cond, left: Scope, right: Scope):
     for c in conjuncts(cond):
         if isinstance(c, exp.EQ):
             a, b = c.this, c.expression
-            ra, rb = _refs(a), _refs(b)
+            ra, rb = column_refs(a), column_refs(b)
             if ra and rb and ra <= lnames and rb <= rnames:
                 keys.append((a, b))
                 continue
@@ -187,7 +186,7 @@ def _split_keys(cond, left: Scope, right: Scope):
     return keys, rest
 
 
-def _key_columns(left: PlanNode, right: PlanNode, keys):
+def key_columns(left: PlanNode, right: PlanNode, keys):
     """Key expressions as columns of equal type on both inputs: plain columns of the same
     type are used as they are; others are computed (and cast) into ``$jk<i>`` columns.
     """
@@ -199,7 +198,7 @@ def _key_columns(left: PlanNode, right: PlanNode, keys):
     for i, (a, b) in enumerate(keys):
         ta = compile_expr(a, left.schema).type
         tb = compile_expr(b, right.schema).type
-        common = _common_type(ta, tb)
+        common = common_type(ta, tb)
         if common is None:
             raise BindError(
                 f"cannot join {to_sql(a)} ({sql_type_name(ta)}) with {to_sql(b)} "
@@ -212,20 +211,20 @@ def _key_columns(left: PlanNode, right: PlanNode, keys):
                 out.append(e.name)
                 continue
             name = f"$jk{i}{side}"
-            value = e if t == common else exp.Cast(this=e, to=_type(common))
+            value = e if t == common else exp.Cast(this=e, to=sql_type(common))
             extra.append((name, value))
             out.append(name)
-    return _extend(left, lextra), _extend(right, rextra), tuple(lkeys), tuple(rkeys)
+    return with_columns(left, lextra), with_columns(right, rextra), tuple(lkeys), tuple(rkeys)
 
 
-def _extend(node: PlanNode, extra: list[tuple[str, exp.Expression]]) -> PlanNode:
+def with_columns(node: PlanNode, extra: list[tuple[str, exp.Expression]]) -> PlanNode:
     if not extra:
         return node
     passed = tuple((n, exp.column(n, quoted=True)) for n in node.schema.names)
     return Project(node, passed + tuple(extra))
 
 
-def _common_type(a: pa.DataType, b: pa.DataType) -> pa.DataType | None:
+def common_type(a: pa.DataType, b: pa.DataType) -> pa.DataType | None:
     t = pa.types
     if a == b:
         return a
@@ -243,7 +242,7 @@ def _common_type(a: pa.DataType, b: pa.DataType) -> pa.DataType | None:
     return None
 
 
-def _type(t: pa.DataType) -> exp.DataType:
+def sql_type(t: pa.DataType) -> exp.DataType:
     return exp.DataType.build(sql_type_name(t), dialect=Flink)
 
 
@@ -261,7 +260,7 @@ def _strategy(left: Scope, right: Scope, lkeys, rkeys, rest, join):
         and (lw["start"], rw["start"]) in pairs
         and (lw["end"], rw["end"]) in pairs
     ):
-        _append_only(left, right, join, "a window join")
+        require_append_only(left, right, join, "a window join")
         return WindowJoin(lw["end"], rw["end"]), rest
     lt, rt = left.node.time_attr, right.node.time_attr
     if lt and rt and not (left.node.mode.updating or right.node.mode.updating):
@@ -277,7 +276,7 @@ def _strategy(left: Scope, right: Scope, lkeys, rkeys, rest, join):
     return RegularJoin(), rest
 
 
-def _append_only(left: Scope, right: Scope, join, what: str) -> None:
+def require_append_only(left: Scope, right: Scope, join, what: str) -> None:
     for side in (left, right):
         if side.node.mode.updating:
             raise PlanError(
@@ -362,146 +361,3 @@ def _window_of(node: Join, left: Scope, right: Scope):
     if node.kind == "FULL":
         return None, {}
     return left.window, dict(left.window_columns)
-
-
-# -- FOR SYSTEM_TIME AS OF: temporal and lookup joins -------------------------------------------
-
-
-def _bind_as_of(binder, left: Scope, join: exp.Join, kind: str, version, ctes) -> Scope:
-    item: exp.Table = join.this
-    at = version.expression
-    if kind not in ("INNER", "LEFT"):
-        raise PlanError(
-            f"{kind} JOIN ... FOR SYSTEM_TIME AS OF is not supported",
-            span=span_of(join),
-            hint="temporal and lookup joins are INNER or LEFT joins",
-        )
-    as_of = binder.expr(at, left)
-    if not isinstance(as_of, exp.Column):
-        raise BindError(
-            "FOR SYSTEM_TIME AS OF needs a time column of the left input",
-            span=span_of(at),
-            hint="e.g. FOR SYSTEM_TIME AS OF o.order_time (event time) or o.proc_time",
-        )
-    found = binder.catalog.lookup(item.name, span_of(item)) if item.name not in ctes else None
-    if not isinstance(found, CatalogTable):
-        raise PlanError(
-            f"FOR SYSTEM_TIME AS OF needs a table, but '{item.name}' is a view or CTE",
-            span=span_of(item),
-        )
-    alias = item.alias or found.name
-    if as_of.name == left.node.time_attr and found.primary_key and found.watermark:
-        return _temporal(binder, left, join, kind, found, alias, as_of.name)
-    found.validate_for("source")
-    if not found.connector.is_bounded(found.context):
-        raise PlanError(
-            f"lookup join: table '{found.name}' is unbounded, so it cannot be loaded",
-            span=span_of(item),
-            hint="look up a bounded table (a file or a duckdb table), or give the table a "
-            "PRIMARY KEY and a WATERMARK and join FOR SYSTEM_TIME AS OF the left input's "
-            "event time (an event-time temporal join)",
-        )
-    return _lookup(binder, left, join, kind, found, alias)
-
-
-def _temporal(binder, left, join, kind, table: CatalogTable, alias, left_time) -> Scope:
-    table.validate_for("source")
-    right = _disjoint(left, Scope.of(Scan(table, tuple(table.schema.names)), alias))
-    both = Scope(left.node, left.columns + right.columns)
-    keys, rest = _split_keys(_condition(binder, join, left, right, both), left, right)
-    left_node, right_node, lkeys, rkeys = _key_columns(left.node, right.node, keys)
-    pk = {right.resolve(exp.column(k)).name for k in table.primary_key}
-    if not pk <= set(rkeys):
-        raise PlanError(
-            f"an event-time temporal join must join on the primary key of "
-            f"'{table.name}' ({', '.join(table.primary_key)})",
-            span=span_of(join),
-            hint="add the missing key columns to the ON clause",
-        )
-    _append_only(left, right, join, "a temporal join")
-    strategy = TemporalJoin(left_time, right_node.time_attr or "")
-    node = Join(left_node, right_node, kind, lkeys, rkeys, _and(rest), strategy)
-    return Scope(node, left.columns + right.columns)
-
-
-def _lookup(binder, left: Scope, join, kind, table: CatalogTable, alias) -> Scope:
-    taken = set(left.node.schema.names)
-    cols, names = [], []
-    for c in table.schema.names:
-        if c == table.proctime_attribute:
-            continue
-        new, i = c, 0
-        while new in taken:
-            new, i = f"{c}{i}", i + 1
-        taken.add(new)
-        cols.append(c)
-        names.append(new)
-    quals = frozenset([alias])
-    dim = tuple(ScopeColumn(c, n, quals) for c, n in zip(cols, names, strict=True))
-    both = Scope(left.node, left.columns + dim)
-    dim_scope = Scope(left.node, dim)
-    cond = _condition(binder, join, left, dim_scope, both)
-    lkeys: list[exp.Expression] = []
-    tkeys: list[str] = []
-    rest = []
-    by_name = dict(zip(names, cols, strict=True))
-    lnames = set(left.node.schema.names)
-    for c in conjuncts(cond):
-        if isinstance(c, exp.EQ):
-            for a, b in ((c.this, c.expression), (c.expression, c.this)):
-                if (
-                    isinstance(b, exp.Column)
-                    and b.name in by_name
-                    and _refs(a)
-                    and _refs(a) <= lnames
-                ):
-                    lkeys.append(a)
-                    tkeys.append(by_name[b.name])
-                    break
-            else:
-                rest.append(c)
-            continue
-        rest.append(c)
-    if not tkeys:
-        raise PlanError(
-            f"a lookup join needs an equality between the input and a column of '{table.name}'",
-            span=span_of(join),
-            hint=f"e.g. ON s.id = {alias}.id",
-        )
-    node, lcols = _lookup_keys(left.node, lkeys, [table.schema.field(k).type for k in tkeys])
-    ttl = table.connector.lookup_cache_ttl(table.context)
-    out = LookupJoin(
-        node,
-        table,
-        kind,
-        tuple(lcols),
-        tuple(tkeys),
-        tuple(cols),
-        tuple(names),
-        _and(rest),
-        cache_ttl_ms=ttl,
-    )
-    return Scope(out, left.columns + dim)
-
-
-def _lookup_keys(node: PlanNode, keys: list[exp.Expression], types: list[pa.DataType]):
-    """The input's key columns, cast to the table's key types where they differ."""
-    from streamsql.expr import compile_expr
-
-    extra, out = [], []
-    for i, (e, t) in enumerate(zip(keys, types, strict=True)):
-        have = compile_expr(e, node.schema).type
-        if isinstance(e, exp.Column) and have == t:
-            out.append(e.name)
-            continue
-        if _common_type(have, t) is None:
-            raise BindError(
-                f"cannot look up {to_sql(e)} ({sql_type_name(have)}) in a "
-                f"{sql_type_name(t)} column",
-                span=span_of(e),
-                hint="CAST it to the table column's type",
-            )
-        name = f"$lk{i}"
-        extra.append((name, exp.Cast(this=e, to=_type(t))))
-        out.append(name)
-    return _extend(node, extra), out

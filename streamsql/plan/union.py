@@ -73,10 +73,10 @@ def _conform(node: PlanNode, names: list[str], types: list[pa.DataType]) -> Plan
 
 
 def _common(a: pa.DataType, b: pa.DataType) -> pa.DataType | None:
-    from streamsql.plan.joins import _common_type
+    from streamsql.plan.joins import common_type
 
     if pa.types.is_null(a):
         return b
     if pa.types.is_null(b):
         return a
-    return _common_type(a, b)
+    return common_type(a, b)

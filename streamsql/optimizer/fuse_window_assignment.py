@@ -17,6 +17,7 @@ from streamsql.plan.nodes import (
     WindowTVF,
     transform_up,
 )
+from streamsql.plan.predicates import column_refs
 
 
 def fuse_window_assignment(
@@ -55,10 +56,6 @@ def _same_window(tvf: WindowSpec, agg: WindowSpec) -> bool:
     return dataclasses.replace(tvf, partition=agg.partition) == agg
 
 
-def _refs(e: exp.Expression) -> set[str]:
-    return {c.name for c in e.find_all(exp.Column)}
-
-
 def _without_window_columns(
     path: list[Project | Filter], base: PlanNode, time_col: str
 ) -> PlanNode | None:
@@ -68,7 +65,7 @@ def _without_window_columns(
     rebuilt = base
     for node in reversed(path):
         if isinstance(node, Filter):
-            if _refs(node.condition) & set(WINDOW_COLUMNS):
+            if column_refs(node.condition) & set(WINDOW_COLUMNS):
                 return None
             rebuilt = Filter(rebuilt, node.condition, parallelism=node.parallelism)
             continue
@@ -77,7 +74,7 @@ def _without_window_columns(
             passes = isinstance(e, exp.Column) and e.name == name
             if name in ("window_start", "window_end") and passes:
                 continue
-            if _refs(e) & set(WINDOW_COLUMNS) or (name == time_col and not passes):
+            if column_refs(e) & set(WINDOW_COLUMNS) or (name == time_col and not passes):
                 return None
             exprs.append((name, e))
         if time_col not in (n for n, _ in exprs):

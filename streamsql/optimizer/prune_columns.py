@@ -21,6 +21,7 @@ from streamsql.plan.nodes import (
     WindowTVF,
     walk,
 )
+from streamsql.plan.predicates import column_refs
 
 
 def prune_columns(roots: tuple[PlanNode, ...], ctx: OptimizerContext) -> tuple[PlanNode, ...]:
@@ -50,17 +51,13 @@ def prune_columns(roots: tuple[PlanNode, ...], ctx: OptimizerContext) -> tuple[P
     return tuple(rebuild(r) for r in roots)
 
 
-def _refs(e: exp.Expression) -> set[str]:
-    return {c.name for c in e.find_all(exp.Column)}
-
-
 def _input_needs(node: PlanNode, want: set[str]) -> list[set[str]]:
     match node:
         case Project():
             kept = _kept(node, want)
-            return [set().union(*(_refs(e) for _, e in kept)) or set()]
+            return [set().union(*(column_refs(e) for _, e in kept)) or set()]
         case Filter():
-            return [want | _refs(node.condition)]
+            return [want | column_refs(node.condition)]
         case WindowTVF():
             return [(want - set(WINDOW_COLUMNS)) | {node.window.time_col}]
         case WindowAggregate() | Aggregate():
@@ -71,7 +68,7 @@ def _input_needs(node: PlanNode, want: set[str]) -> list[set[str]]:
                 cols |= {c for c in (a.arg, a.filter) if c}
             return [cols | _late_columns(node)]
         case Join():
-            used = want | (_refs(node.condition) if node.condition is not None else set())
+            used = want | (column_refs(node.condition) if node.condition is not None else set())
             used |= {c for c in vars(node.strategy).values() if isinstance(c, str)}
             needs = []
             for child, keys in ((node.left, node.left_keys), (node.right, node.right_keys)):
@@ -80,7 +77,7 @@ def _input_needs(node: PlanNode, want: set[str]) -> list[set[str]]:
                 needs.append(cols or {names[0]})
             return needs
         case LookupJoin():
-            used = want | (_refs(node.condition) if node.condition is not None else set())
+            used = want | (column_refs(node.condition) if node.condition is not None else set())
             names = node.input.schema.names
             return [{c for c in used if c in names} | set(node.left_keys) or {names[0]}]
         case TopN() | WindowTopN():
@@ -129,7 +126,7 @@ def _pruned(
             # Nobody reads the rank: emit rows entering and leaving the top only.
             return dataclasses.replace(node, input=inputs[0], rank_name=None)
         case LookupJoin():
-            used = want | (_refs(node.condition) if node.condition is not None else set())
+            used = want | (column_refs(node.condition) if node.condition is not None else set())
             pairs = [(c, n) for c, n in zip(node.columns, node.names, strict=True) if n in used]
             if len(pairs) != len(node.columns) or inputs[0] is not node.input:
                 return dataclasses.replace(

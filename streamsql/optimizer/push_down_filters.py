@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 from sqlglot import exp
 
@@ -21,6 +20,7 @@ from streamsql.plan.nodes import (
     WindowTVF,
     transform_up,
 )
+from streamsql.plan.predicates import column_refs, conjoin, conjuncts
 
 
 def push_down_filters(roots: tuple[PlanNode, ...], ctx: OptimizerContext) -> tuple[PlanNode, ...]:
@@ -36,7 +36,7 @@ def push_down_filters(roots: tuple[PlanNode, ...], ctx: OptimizerContext) -> tup
         child = node.input
         match child:
             case Filter():
-                return rewrite(Filter(child.input, _and([child.condition, node.condition])))
+                return rewrite(Filter(child.input, conjoin([child.condition, node.condition])))
             case Project() if _deterministic(child):
                 inlined = _inline(node.condition, dict(child.exprs))
                 return Project(rewrite(Filter(child.input, inlined)), child.exprs)
@@ -44,15 +44,17 @@ def push_down_filters(roots: tuple[PlanNode, ...], ctx: OptimizerContext) -> tup
                 down, keep = _split(node.condition, lambda c: not (c & set(WINDOW_COLUMNS)))
                 if not down:
                     return node
-                pushed = WindowTVF(rewrite(Filter(child.input, _and(down))), child.window)
-                return Filter(pushed, _and(keep)) if keep else pushed
+                pushed = WindowTVF(rewrite(Filter(child.input, conjoin(down))), child.window)
+                return Filter(pushed, conjoin(keep)) if keep else pushed
             case WindowAggregate() | Aggregate() | TopN():
                 keys = set(child.partition_keys if isinstance(child, TopN) else child.keys)
                 down, keep = _split(node.condition, lambda c: bool(c) and c <= keys)
                 if not down:
                     return node
-                pushed = dataclasses.replace(child, input=rewrite(Filter(child.input, _and(down))))
-                return Filter(pushed, _and(keep)) if keep else pushed
+                pushed = dataclasses.replace(
+                    child, input=rewrite(Filter(child.input, conjoin(down)))
+                )
+                return Filter(pushed, conjoin(keep)) if keep else pushed
             case Join():
                 return _below_join(node, child, rewrite)
         return node
@@ -69,7 +71,7 @@ def _below_join(node: Filter, join: Join, rewrite) -> PlanNode:
     to_left, to_right = sides.get(join.kind, (False, False))
     left, right, keep = [], [], []
     for c in conjuncts(node.condition):
-        cols = _columns(c)
+        cols = column_refs(c)
         if to_left and cols and cols <= lnames and _pure(c):
             left.append(c)
         elif to_right and cols and cols <= rnames and _pure(c):
@@ -78,10 +80,10 @@ def _below_join(node: Filter, join: Join, rewrite) -> PlanNode:
             keep.append(c)
     if not left and not right:
         return node
-    new_left = rewrite(Filter(join.left, _and(left))) if left else join.left
-    new_right = rewrite(Filter(join.right, _and(right))) if right else join.right
+    new_left = rewrite(Filter(join.left, conjoin(left))) if left else join.left
+    new_right = rewrite(Filter(join.right, conjoin(right))) if right else join.right
     pushed = join.with_inputs(new_left, new_right)
-    return Filter(pushed, _and(keep)) if keep else pushed
+    return Filter(pushed, conjoin(keep)) if keep else pushed
 
 
 def _pure(c: exp.Expression) -> bool:
@@ -90,30 +92,10 @@ def _pure(c: exp.Expression) -> bool:
     return not names & {"CURRENT_WATERMARK", "PROCTIME", "NOW"}
 
 
-def conjuncts(e: exp.Expression) -> list[exp.Expression]:
-    if isinstance(e, exp.And):
-        return conjuncts(e.this) + conjuncts(e.expression)
-    if isinstance(e, exp.Paren):
-        return conjuncts(e.this)
-    return [e]
-
-
-def _and(parts: list[exp.Expression]) -> exp.Expression:
-    return functools.reduce(lambda a, b: exp.And(this=_paren(a), expression=_paren(b)), parts)
-
-
-def _paren(e: exp.Expression) -> exp.Expression:
-    return exp.Paren(this=e) if isinstance(e, exp.Or) else e
-
-
-def _columns(e: exp.Expression) -> set[str]:
-    return {c.name for c in e.find_all(exp.Column)}
-
-
 def _split(cond: exp.Expression, pushable) -> tuple[list[exp.Expression], list[exp.Expression]]:
     down, keep = [], []
     for c in conjuncts(cond):
-        (down if pushable(_columns(c)) else keep).append(c)
+        (down if pushable(column_refs(c)) else keep).append(c)
     return down, keep
 
 

@@ -14,10 +14,7 @@ from streamsql.parser.dialect import to_sql
 from streamsql.parser.spans import span_of
 from streamsql.plan.join_nodes import Join, LookupJoin, TemporalJoin
 from streamsql.plan.joins import (
-    column_refs,
     common_type,
-    conjoin,
-    conjuncts,
     disjoint,
     key_columns,
     on_condition,
@@ -27,6 +24,7 @@ from streamsql.plan.joins import (
     with_columns,
 )
 from streamsql.plan.nodes import PlanNode, Scan
+from streamsql.plan.predicates import column_refs, conjoin, conjuncts
 from streamsql.plan.scope import Scope, ScopeColumn
 from streamsql.types import sql_type_name
 

@@ -15,7 +15,6 @@ residual condition. The strategy follows from what is found:
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import pyarrow as pa
 from sqlglot import exp
@@ -31,6 +30,7 @@ from streamsql.plan.join_nodes import (
     WindowJoin,
 )
 from streamsql.plan.nodes import PlanNode, Project
+from streamsql.plan.predicates import column_refs, conjoin, conjuncts
 from streamsql.plan.scope import Scope, ScopeColumn
 from streamsql.types import sql_type_name
 
@@ -140,30 +140,6 @@ def on_condition(binder, join, left: Scope, right: Scope, both: Scope) -> exp.Ex
     if on is None:
         return None
     return binder.expr(on, both)
-
-
-def conjuncts(e: exp.Expression | None) -> list[exp.Expression]:
-    if e is None:
-        return []
-    if isinstance(e, exp.And):
-        return conjuncts(e.this) + conjuncts(e.expression)
-    if isinstance(e, exp.Paren):
-        return conjuncts(e.this)
-    return [e]
-
-
-def conjoin(parts: list[exp.Expression]) -> exp.Expression | None:
-    if not parts:
-        return None
-    return functools.reduce(lambda a, b: exp.And(this=_paren(a), expression=_paren(b)), parts)
-
-
-def _paren(e: exp.Expression) -> exp.Expression:
-    return exp.Paren(this=e) if isinstance(e, exp.Or) else e
-
-
-def column_refs(e: exp.Expression) -> set[str]:
-    return {c.name for c in e.find_all(exp.Column)}
 
 
 def split_keys(cond, left: Scope, right: Scope):

@@ -94,6 +94,14 @@ def _timeline(gaps: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
     return out
 
 
+def _within_delay(ordered: list[tuple], jitter: list[int]) -> list[tuple]:
+    """``ordered`` in arrival order by ts + jitter: a row arrives before any row more than
+    DELAY - 1 ms younger, so every row is within the delay of everything seen before it.
+    """
+    arrival = [r[2] + j for r, j in zip(ordered, jitter[: len(ordered)], strict=True)]
+    return [r for _, r in sorted(zip(arrival, ordered, strict=True), key=lambda p: p[0])]
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     data=events,
@@ -103,10 +111,7 @@ def _timeline(gaps: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
 )
 def test_shuffling_within_the_delay_never_changes_a_window(data, jitter, batch_size, parallelism):
     ordered = _timeline(data)
-    # Arrival order by ts + jitter: a row arrives before any row more than DELAY - 1 ms
-    # younger, so every row is within the delay of everything seen before it.
-    arrival = [r[2] + j for r, j in zip(ordered, jitter[: len(ordered)], strict=True)]
-    shuffled = [r for _, r in sorted(zip(arrival, ordered, strict=True), key=lambda p: p[0])]
+    shuffled = _within_delay(ordered, jitter)
     expected, late = _reference(ordered, len(ordered))
     assert late == 0
     got, dropped = _run(shuffled, batch_size, parallelism)
@@ -201,8 +206,7 @@ def _session_reference(rows, batch_size: int):
 )
 def test_shuffling_within_the_delay_never_changes_a_session(data, jitter, batch_size, parallelism):
     ordered = _timeline(data)
-    arrival = [r[2] + j for r, j in zip(ordered, jitter[: len(ordered)], strict=True)]
-    shuffled = [r for _, r in sorted(zip(arrival, ordered, strict=True), key=lambda p: p[0])]
+    shuffled = _within_delay(ordered, jitter)
     expected, late = _session_reference(ordered, len(ordered))
     assert late == 0
     got, dropped = _run(shuffled, batch_size, parallelism, SESSIONS)

@@ -83,6 +83,12 @@ class SinkContext:
     parallelism: int = 1
     stdout: TextIO | None = None  # where print writes (None: sys.stdout at write time)
     job_name: str = "job"
+    #: Stable across restarts of a job from the same state directory (names pending
+    #: files and commit markers); a fresh one for a job without checkpoints.
+    job_id: str = "job"
+    #: Exactly-once checkpointing is on: a transactional sink makes rows visible only in
+    #: ``commit`` (never in ``flush``, ``write`` or ``close``).
+    exactly_once: bool = False
 
 
 class Source:
@@ -140,10 +146,32 @@ class Sink:
         raise NotImplementedError
 
     def flush(self) -> None:
-        """Make everything written so far durable/visible (checkpoints call this)."""
+        """Make everything written so far durable/visible (without exactly-once checkpoints:
+        at each checkpoint barrier and on a stop).
+        """
 
     def close(self) -> None:
-        """End of input: finish and publish whatever is pending."""
+        """End of input: finish and publish whatever is pending. With exactly-once
+        checkpoints a transactional sink publishes nothing here: the executor pre-commits
+        after close and commits with the job's final checkpoint.
+        """
+
+    # -- two-phase commit (transactional sinks, exactly-once checkpoints) ---------------------
+
+    #: Whether the sink takes part in exactly-once checkpoints (pre_commit/commit).
+    transactional: ClassVar[bool] = False
+
+    def pre_commit(self, epoch: int) -> Any:
+        """Checkpoint ``epoch``'s barrier reached the sink: make every row written before it
+        durable but not yet visible, and return a JSON-serialisable handle that ``commit``
+        (of this sink or, after a crash, of ``Connector.recover_sink``) publishes them with.
+        """
+        return None
+
+    def commit(self, epoch: int, handle: Any) -> None:
+        """Checkpoint ``epoch`` completed: publish what ``pre_commit(epoch)`` returned
+        ``handle`` for. Idempotent; called from another thread than ``write``.
+        """
 
 
 class Connector:
@@ -190,6 +218,13 @@ class Connector:
         if raw is None or LOOKUP_CACHE_TTL not in self.options_for("source", table.options):
             return 0
         return parse_value(LOOKUP_CACHE_TTL, LOOKUP_CACHE_TTL.name, raw)
+
+    def recover_sink(self, table: TableContext, job_id: str, handles: list[Any]) -> None:
+        """Before a job restored from a checkpoint starts: publish what the checkpoint's
+        sink instances pre-committed (``handles``, each as ``pre_commit`` returned it; some
+        may be published already) and discard whatever job ``job_id`` pre-committed or
+        wrote after it. Transactional sinks only.
+        """
 
     def create_source(self, table: TableContext, ctx: SourceContext) -> Source:
         raise ConfigError(f"connector {self.name!r} cannot be read from", option="connector")

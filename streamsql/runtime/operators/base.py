@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
 import pyarrow as pa
 
 from streamsql.expr import EvalContext
 from streamsql.runtime.metrics import OperatorMetrics
+from streamsql.runtime.snapshot import OperatorSnapshot
 from streamsql.runtime.timeutil import MIN_WATERMARK
 from streamsql.state import StateStore
 
@@ -94,6 +95,27 @@ class Operator:
 
     def on_barrier(self, epoch: int) -> None:
         """Flush state for checkpoint ``epoch`` (the driver has called ``flush`` first)."""
+
+    #: Whether the operator's state can be checkpointed and restored. A stateful operator
+    #: that cannot says False, and a job with checkpoints enabled refuses to start.
+    checkpointable: ClassVar[bool] = True
+
+    def snapshot(self) -> OperatorSnapshot | None:
+        """The instance's state for the checkpoint, taken right after ``on_barrier``:
+        everything a fresh instance needs (after ``open``) to go on exactly where this one
+        is. None: the operator keeps no state. The executor calls it on the instance's own
+        thread, and no input comes in between ``on_barrier`` and it.
+        """
+        return None
+
+    def restore(self, snapshot: OperatorSnapshot, values: list[dict[str, Any]]) -> None:
+        """Go on from ``snapshot``: called after ``open`` and before any input. At another
+        parallelism than the checkpoint's, ``snapshot`` holds the keyed rows this instance
+        owns now and ``values`` is every old instance's ``values`` (see
+        ``streamsql.runtime.snapshot``); at the same one, ``values`` is ``[snapshot.values]``.
+        """
+        if snapshot.tables or snapshot.values:
+            raise NotImplementedError(f"{type(self).__name__} cannot restore state")
 
     def flush(self) -> Iterable[pa.RecordBatch]:
         """Emit what the operator holds back to work in bigger pieces (a mini-batch): the

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -13,6 +15,7 @@ from rich.console import Console
 
 from streamsql import __version__
 from streamsql.changelog import final_table
+from streamsql.checkpoint.store import opened as opened_store
 from streamsql.errors import StreamSQLError
 from streamsql.output import figure_table, print_figures, print_table, row_lines
 from streamsql.parser import ast, parse_script
@@ -24,6 +27,9 @@ from streamsql.runtime.prometheus import MetricsServer
 from streamsql.session import Output, Planned, Session, batch_schema
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+#: In a state directory while ``streamsql run`` runs there: its process id.
+PID_FILE = "job.pid"
 
 
 def _session(parallelism: int | None, sets: tuple[str, ...], state_dir: str | None) -> Session:
@@ -63,6 +69,36 @@ def _terminate_as_interrupt() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def _savepoint_signals(session: Session) -> None:
+    """With a state directory: Ctrl-C or SIGTERM stops the job with a savepoint (a second
+    one stops it at once), SIGUSR1 takes a savepoint and goes on, SIGUSR2 stops with one
+    (``streamsql savepoint`` sends these).
+    """
+    asked = []
+
+    def checkpointed():
+        driver = session.current_driver
+        return driver if driver is not None and driver.job.coordinator is not None else None
+
+    def stop(signum: int, frame: object) -> None:
+        driver = checkpointed()
+        if driver is None or asked:
+            raise KeyboardInterrupt
+        asked.append(signum)
+        err.print("stopping with a savepoint (interrupt again to stop without one)", markup=False)
+        driver.savepoint(stop=True)
+
+    def keep(signum: int, frame: object) -> None:
+        driver = checkpointed()
+        if driver is not None:
+            driver.savepoint(stop=signum == signal.SIGUSR2)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGUSR1, keep)
+    signal.signal(signal.SIGUSR2, keep)
+
+
 @click.group(invoke_without_command=True)
 @click.version_option(__version__, prog_name="streamsql")
 @click.pass_context
@@ -76,7 +112,24 @@ def main(ctx: click.Context) -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("-p", "--parallelism", type=click.IntRange(1, 1024), help="parallel instances")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="a setting, as SET does")
-@click.option("--state-dir", type=click.Path(file_okay=False), help="where state is kept")
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False),
+    help="where state and checkpoints are kept: INSERT jobs take checkpoints there and a "
+    "restarted job goes on from its latest one",
+)
+@click.option(
+    "--from-checkpoint",
+    type=int,
+    metavar="ID",
+    help="restore this checkpoint or savepoint of the state directory (default: the latest)",
+)
+@click.option(
+    "--allow-query-change",
+    is_flag=True,
+    help="restore a checkpoint of a changed query: operators that did not change get their "
+    "state back, the others start empty",
+)
 @click.option("-q", "--quiet", is_flag=True, help="no summary and metrics at the end")
 @click.option(
     "--stats",
@@ -98,6 +151,8 @@ def run(
     parallelism: int | None,
     sets: tuple[str, ...],
     state_dir: str | None,
+    from_checkpoint: int | None,
+    allow_query_change: bool,
     quiet: bool,
     stats: bool,
     metrics_port: int | None,
@@ -134,6 +189,14 @@ def run(
 
     try:
         session = _session(parallelism, sets, state_dir)
+        session.restore.checkpoint = from_checkpoint
+        session.restore.allow_changed_query = allow_query_change
+        if state_dir is not None:
+            if from_checkpoint is not None and session.checkpoint_store is not None:
+                session.checkpoint_store.read(from_checkpoint)  # refuse a bad id up front
+            _savepoint_signals(session)
+            pid_file = Path(state_dir) / PID_FILE
+            pid_file.write_text(str(os.getpid()))
         if server is not None:
             session.on_job_start.append(server.watch)
         result = session.execute(
@@ -150,6 +213,8 @@ def run(
     finally:
         if server is not None:
             server.close()
+        if state_dir is not None:
+            (Path(state_dir) / PID_FILE).unlink(missing_ok=True)
 
 
 def _metrics_server(host: str, port: int) -> MetricsServer:
@@ -264,6 +329,67 @@ def explain(file: str, parallelism: int | None, sets: tuple[str, ...], verbose: 
         _fail(e.with_source(script))
     except Exception as e:
         _fail(e)
+
+
+@main.command()
+@click.argument("state_dir", type=click.Path(file_okay=False, exists=True))
+def checkpoints(state_dir: str) -> None:
+    """List the checkpoints and savepoints kept in STATE_DIR."""
+    try:
+        with opened_store(state_dir) as store:
+            found = store.list()
+    except StreamSQLError as e:
+        _fail(e)
+    rows = [
+        {
+            "id": c.id,
+            "kind": c.kind,
+            "job": c.job,
+            "completed": c.completed_at.strftime("%Y-%m-%d %H:%M:%S"),
+            "ms": round(c.duration_ms, 1),
+            "state bytes": c.state_bytes,
+            "state rows": c.state_rows,
+            "mode": c.mode,
+        }
+        for c in found
+    ]
+    if not rows:
+        click.echo(f"no checkpoints in {state_dir}")
+        return
+    print_table(_stdout(), pa.Table.from_pylist(rows))
+
+
+@main.command()
+@click.argument("state_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("--stop", is_flag=True, help="stop the job once the savepoint is taken")
+@click.option("--timeout", default=60.0, show_default=True, help="seconds to wait for it")
+def savepoint(state_dir: str, stop: bool, timeout: float) -> None:
+    """Take a savepoint of the job running with --state-dir STATE_DIR (and with --stop,
+    stop it): resume later with ``streamsql run FILE --state-dir STATE_DIR
+    --from-checkpoint ID``.
+    """
+    pid_file = Path(state_dir) / PID_FILE
+    try:
+        pid = int(pid_file.read_text())
+    except (OSError, ValueError):
+        raise click.ClickException(f"no job is running with --state-dir {state_dir}") from None
+    try:
+        with opened_store(state_dir) as store:
+            before = {c.id for c in store.list()}
+        os.kill(pid, signal.SIGUSR2 if stop else signal.SIGUSR1)
+    except ProcessLookupError:
+        raise click.ClickException(f"the job (process {pid}) is no longer running") from None
+    except StreamSQLError as e:
+        _fail(e)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        with contextlib.suppress(StreamSQLError), opened_store(state_dir) as store:
+            new = [c for c in store.list() if c.kind == "savepoint" and c.id not in before]
+            if new:
+                click.echo(f"savepoint {new[-1].id} taken" + (", job stopping" if stop else ""))
+                return
+    raise click.ClickException(f"no savepoint within {timeout:.0f} s")
 
 
 if __name__ == "__main__":

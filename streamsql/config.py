@@ -54,6 +54,31 @@ SETTINGS: tuple[Option, ...] = (
         help="how long a channel stays full before a source drops events under "
         "'execution.overload.policy' = 'drop'",
     ),
+    Option(
+        "execution.checkpointing.interval",
+        "string",
+        "",
+        help="take a checkpoint this often: a duration ('10 s') or a row count ('100000 "
+        "rows'), or both ('10 s, 100000 rows': whichever comes first); '' (default): every "
+        "10 s when the session has a state directory, else never",
+    ),
+    Option(
+        "execution.checkpointing.mode",
+        "choice",
+        "EXACTLY_ONCE",
+        choices=("EXACTLY_ONCE", "AT_LEAST_ONCE", "AT_MOST_ONCE"),
+        help="EXACTLY_ONCE: aligned barriers and transactional sinks; AT_LEAST_ONCE: no "
+        "alignment, a restart may repeat output; AT_MOST_ONCE: a restart goes on after "
+        "everything read before, without state, and never repeats output",
+    ),
+    Option(
+        "state.checkpoints.num-retained",
+        "int",
+        2,
+        minimum=1,
+        help="completed checkpoints kept in the state directory (savepoints are kept until "
+        "deleted)",
+    ),
     Option("pipeline.name", "string", "streamsql", help="the job's name in metrics and files"),
     Option(
         "pipeline.max-parallelism",
@@ -138,6 +163,30 @@ SETTINGS: tuple[Option, ...] = (
 )
 
 
+INTERVAL_KEY = "execution.checkpointing.interval"
+
+
+def checkpoint_interval(raw: str) -> tuple[int | None, int | None]:
+    """'execution.checkpointing.interval' as (milliseconds, rows), either None when not given:
+    '10 s', '100000 rows' or both separated by a comma.
+
+    >>> checkpoint_interval("10 s, 100000 rows")
+    (10000, 100000)
+    >>> checkpoint_interval("")
+    (None, None)
+    """
+    ms = rows = None
+    for part in (p.strip() for p in raw.split(",") if p.strip()):
+        words = part.split()
+        if len(words) == 2 and words[1].lower() in ("rows", "row") and words[0].isdigit():
+            rows = int(words[0])
+            if rows < 1:
+                raise ConfigError(f"'{INTERVAL_KEY}' needs at least 1 row", option=INTERVAL_KEY)
+            continue
+        ms = parse_value(Option(INTERVAL_KEY, "duration", minimum=1), INTERVAL_KEY, part)
+    return ms, rows
+
+
 def _validate_int(key: str, value: Any) -> None:
     positive = ("parallelism.default", "execution.batch-size", "pipeline.max-parallelism")
     if key in positive and value < 1:
@@ -166,6 +215,8 @@ class Settings:
         value = parse_value(option, key, raw)
         if option.kind == "int":
             _validate_int(key, value)
+        if key == "execution.checkpointing.interval":
+            checkpoint_interval(value)  # refuse a bad one now, not when a job starts
         if key == "pipeline.max-parallelism" and value > 32768:
             raise ConfigError("'pipeline.max-parallelism' is at most 32768", option=key)
         self.values[key] = value

@@ -21,6 +21,8 @@ from sqlglot import exp
 from streamsql import duck
 from streamsql.catalog import Catalog, CatalogTable, TableColumn
 from streamsql.changelog import final_table
+from streamsql.checkpoint import setup as checkpoints
+from streamsql.checkpoint.store import CheckpointStore
 from streamsql.config import Settings
 from streamsql.errors import BindError, PlanError, StreamSQLError
 from streamsql.optimizer import Optimized, OptimizerContext, optimize
@@ -142,6 +144,19 @@ class Session:
         #: Called with each job ``run_planned`` starts, before it runs (e.g. a metrics
         #: server that watches it).
         self.on_job_start: list[Callable[[Job], None]] = []
+        #: Which checkpoint jobs restore (``restore.checkpoint`` None: each its latest).
+        self.restore = checkpoints.RestoreRequest()
+        self._store: CheckpointStore | None = None
+        #: The executor of the job ``run_planned`` runs now (signal handlers ask it for
+        #: savepoints).
+        self.current_driver: Driver | None = None
+
+    @property
+    def checkpoint_store(self) -> CheckpointStore | None:
+        """The checkpoints of the state directory (None without one)."""
+        if self._store is None and self.state_dir is not None:
+            self._store = CheckpointStore(self.state_dir)
+        return self._store
 
     # -- scripts ---------------------------------------------------------------------------
 
@@ -306,6 +321,7 @@ class Session:
         they arrive instead of leaving them in ``results``.
         """
         driver = self.driver(planned, results)
+        self.current_driver = driver
         for watch in self.on_job_start:
             watch(driver.job)
         steps = driver.steps()
@@ -339,6 +355,7 @@ class Session:
             results=results,
             clock=self.clock,
         )
+        checkpoints.attach(job, planned.roots, self.settings, self.checkpoint_store, self.restore)
         from streamsql.runtime.executor import create_executor
 
         # 'execution.runtime': the threaded executor, or the deterministic driver.
@@ -485,6 +502,8 @@ class Session:
             driver, thread, _ = self._background.pop(name)
             driver.stop()
             thread.join()
+        if self._store is not None:
+            self._store.close()
         self.con.close()
 
     def __enter__(self) -> Session:

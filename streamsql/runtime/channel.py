@@ -24,6 +24,8 @@ import pyarrow as pa
 from streamsql.runtime.metrics import OperatorMetrics
 
 BATCH, WATERMARK, IDLE, END = "batch", "watermark", "idle", "end"
+#: A checkpoint barrier (value: the checkpoint id); like END, it never waits.
+BARRIER = "barrier"
 
 
 @dataclass(eq=False)

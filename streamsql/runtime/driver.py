@@ -65,6 +65,7 @@ class Driver(Executor):
                 if not backlog or now - last_flush >= latency:
                     self._flush_all()
                     last_flush = now
+                self._maybe_checkpoint()
                 if not progressed:
                     time.sleep(IDLE_SLEEP_S)
                 yield
@@ -78,6 +79,26 @@ class Driver(Executor):
         finally:
             self.job.finished = time.perf_counter()
             self._release()
+
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    def _maybe_checkpoint(self) -> None:
+        """Between rounds no data is in flight: every instance takes its part of the
+        checkpoint at once, upstream first, and the cut is consistent without barriers.
+        """
+        coord = self.job.coordinator
+        if coord is None:
+            return
+        asked, self.savepoint_requested = self.savepoint_requested, None
+        if asked is None and not coord.due(self._rows_read()):
+            return
+        epoch = coord.trigger(self._rows_read(), "savepoint" if asked else "checkpoint")
+        self._flush_all()
+        for inst in self.job.all_instances():
+            if not inst.closed:
+                coord.ack(epoch, inst, self._part(inst, epoch))
+        if asked == "stop":
+            self.stopped = True
 
     # -- sources -----------------------------------------------------------------------------
 

@@ -16,8 +16,11 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
+from streamsql.checkpoint.coordinator import InstancePart
+from streamsql.checkpoint.restore import recover_sinks, restore_instances
 from streamsql.errors import ExecError, StreamSQLError
 from streamsql.runtime.job import Instance, Job, JobResult
+from streamsql.runtime.operators.sink import SinkOperator
 from streamsql.runtime.timeutil import MAX_WATERMARK
 
 #: An input of an instance: (edge index, producer instance index).
@@ -34,6 +37,8 @@ class Executor:
         self.edge_index = {e: i for i, e in enumerate(self.graph.edges)}
         self.sources = [i for i in job.all_instances() if i.reader is not None]
         self.stopped = False
+        #: A savepoint asked for by ``savepoint()``: None, 'keep' (go on) or 'stop'.
+        self.savepoint_requested: str | None = None
 
     def run(self) -> JobResult:
         """Run to the end of the input (bounded jobs) and return the job's result."""
@@ -47,6 +52,15 @@ class Executor:
     def stop(self) -> None:
         """Ask a running job to stop soon; sinks publish what they have written."""
         self.stopped = True
+
+    def savepoint(self, *, stop: bool = False) -> None:
+        """Ask for a savepoint (a checkpoint kept until deleted) soon, and with ``stop`` to
+        stop the job once it is recorded. Without checkpoints: just stop, if asked.
+        """
+        if self.job.coordinator is None:
+            self.stopped = self.stopped or stop
+            return
+        self.savepoint_requested = "stop" if stop else "keep"
 
     # -- how output reaches a consumer (the executor's own) ---------------------------------
 
@@ -72,12 +86,14 @@ class Executor:
     # -- sources -----------------------------------------------------------------------------
 
     def _open(self) -> None:
+        self._prepare_checkpoints()
         if self.job.late_rows is not None:
             self.job.late_rows.open()
         for inst in self.job.all_instances():
             inst.chain.open(inst.chain.contexts[0])
             if inst.reader is not None:
                 inst.reader.open()
+        self._restore()
 
     def _source_batch(self, src: Instance, batch: pa.RecordBatch) -> None:
         self._deliver(src, batch, 0)
@@ -111,6 +127,8 @@ class Executor:
 
     def _finish_source(self, src: Instance) -> None:
         assert src.reader is not None
+        if self.job.coordinator is not None:
+            src.final_position = src.reader.position()
         src.reader.close()
         self._advance(src, MAX_WATERMARK)
         self._close(src)
@@ -199,8 +217,90 @@ class Executor:
             return
         inst.closed = True
         self._emit(inst, inst.chain.close())
+        coord = self.job.coordinator
+        if coord is not None:
+            # Exactly-once sinks published nothing on close: what they wrote last is
+            # committed with the next checkpoint (at the latest the job's final one).
+            for uid, op in coord.sinks.get(id(inst), []):
+                if op.transactional:
+                    coord.sink_closed(uid, inst.index, op.sink.pre_commit(coord.next_id))
+            coord.instance_closed(inst, inst.final_position)
         for key, target in self._consumers(inst):
             self._send_end(target, key)
+
+    # -- checkpoints -----------------------------------------------------------------------------
+
+    def _prepare_checkpoints(self) -> None:
+        """Before anything opens: tell operators how sinks commit, refuse operators that
+        cannot be checkpointed, and repair the sinks of a restored job.
+        """
+        job, coord = self.job, self.job.coordinator
+        if coord is None and job.restore_from is None:
+            return
+        for inst in job.all_instances():
+            for node, op, ctx in zip(
+                inst.task.nodes, inst.chain.ops, inst.chain.contexts, strict=True
+            ):
+                ctx.job_id = job.job_id
+                ctx.exactly_once = coord is not None and coord.exactly_once
+                if coord is not None and not op.checkpointable:
+                    raise ExecError(
+                        f"{node.name} cannot be checkpointed yet, so this job cannot run with "
+                        "checkpoints",
+                        hint="run it without a state directory (no checkpoints)",
+                    )
+        if coord is not None:
+            coord.attach(job.all_instances())
+        if job.restore_from is not None and job.restore_state:
+            recover_sinks(job.graph, job.restore_from, job.operator_ids, job.job_id)
+
+    def _restore(self) -> None:
+        """After everything opened: state, watermarks and positions from the checkpoint."""
+        job = self.job
+        if job.restore_from is None:
+            return
+        began = time.perf_counter()
+        restore_instances(
+            job.all_instances(),
+            job.restore_from,
+            job.operator_ids,
+            job.settings.max_parallelism,
+            with_state=job.restore_state,
+        )
+        if job.coordinator is not None:
+            stats = job.coordinator.stats
+            stats.restored_from = job.restore_from.info.id
+            stats.restore_ms = (time.perf_counter() - began) * 1000
+
+    def _part(self, inst: Instance, epoch: int) -> InstancePart:
+        """``inst``'s part of checkpoint ``epoch``, taken at its barrier: rows held back
+        go downstream first, then every operator writes its state and snapshots it.
+        """
+        self._emit(inst, inst.chain.flush())
+        inst.chain.on_barrier(epoch)
+        ids = self.job.operator_ids
+        operators = [
+            (ids[id(node)], op.snapshot(), ctx.watermark)
+            for node, op, ctx in zip(
+                inst.task.nodes, inst.chain.ops, inst.chain.contexts, strict=True
+            )
+        ]
+        part = InstancePart(
+            operators,
+            inst.watermark,
+            {f"{e}:{p}": w for (e, p), w in inst.input_watermarks.items()},
+        )
+        if inst.reader is not None and inst.scan is not None:
+            part.position = inst.reader.position()
+            part.source_watermark = inst.scan.watermark
+        for node, op in zip(inst.task.nodes, inst.chain.ops, strict=True):
+            if isinstance(op, SinkOperator) and op.transactional:
+                part.handles.append((ids[id(node)], op.handle))
+        inst.last_epoch = epoch
+        return part
+
+    def _rows_read(self) -> int:
+        return sum(s.reader.counters.get("rows_read", 0) for s in self.sources if s.reader)
 
     # -- stopping ------------------------------------------------------------------------------
 
@@ -208,11 +308,19 @@ class Executor:
         """The run is over: stopped (sinks publish what they hold), or at its end."""
         if self.stopped:
             self._stop()
-        elif self.job.late_rows is not None:
+            return
+        if self.job.late_rows is not None:
             self.job.late_rows.close()  # every instance closed: no row can be late now
+        if self.job.coordinator is not None:
+            self.job.coordinator.finish()
 
     def _stop(self) -> None:
-        """Stopped before the end: publish what sinks hold, without firing open windows."""
+        """Stopped before the end: publish what sinks hold, without firing open windows
+        (with exactly-once checkpoints sinks publish nothing more: a restart goes on from
+        the last checkpoint, or the savepoint taken on the way out).
+        """
+        if self.job.coordinator is not None:
+            self.job.coordinator.abandon()
         for inst in self.job.all_instances():
             if inst.reader is not None:
                 inst.reader.close()
@@ -226,6 +334,8 @@ class Executor:
         """Failed: release the sources; sinks publish nothing more (pending files stay
         hidden), so a failed job never makes partial output visible.
         """
+        if self.job.coordinator is not None:
+            self.job.coordinator.abandon()
         for inst in self.job.all_instances():
             if inst.reader is not None:
                 # The original error matters more than one from closing.

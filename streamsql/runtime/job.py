@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from streamsql.checkpoint.coordinator import CheckpointStats, Coordinator
+from streamsql.checkpoint.store import Checkpoint
 from streamsql.config import Settings
 from streamsql.connectors.base import Source, SourceContext
 from streamsql.physical.graph import Edge, JobGraph, Task
@@ -38,6 +41,16 @@ class Instance:
     idle_inputs: set[tuple[int, int]] = field(default_factory=set)
     idle: bool = False
     last_active: float = 0.0  # sources: when rows last came (time.monotonic)
+    # -- checkpoints ---------------------------------------------------------------------
+    last_epoch: int = 0  # the last checkpoint this instance took its part in
+    #: Inputs that delivered the barrier of the checkpoint being aligned.
+    barriered: set[tuple[int, int]] = field(default_factory=set)
+    aligning: int = 0  # the checkpoint being aligned (0: none)
+    #: Messages of barriered inputs held back until the others deliver the barrier, and
+    #: held messages to handle before the channel's next ones (threaded executor).
+    held: deque = field(default_factory=deque)
+    replay: deque = field(default_factory=deque)
+    final_position: dict | None = None  # a source's position when it closed
 
     @property
     def label(self) -> str:
@@ -59,6 +72,8 @@ class JobResult:
     source_tables: dict[str, str] = field(default_factory=dict)
     #: The table late rows were written to ('table.exec.late-rows.sink'), if any.
     late_sink: str | None = None
+    #: Checkpoints taken and restored (None: the job ran without checkpoints).
+    checkpoints: CheckpointStats | None = None
 
     def _sum(self, attr: str) -> int:
         return sum(getattr(m, attr) for m in self.operators)
@@ -121,7 +136,10 @@ class JobResult:
         if self.events_dropped:
             parts.append(f"{self.events_dropped:,} events dropped (overload)")
         parts.append(f"{self.elapsed_s:.2f} s ({rate:,.0f} rows/s)")
-        return "job finished: " + ", ".join(parts)
+        text = "job finished: " + ", ".join(parts)
+        if self.checkpoints is not None and self.checkpoints.summary():
+            text += "\n" + self.checkpoints.summary()
+        return text
 
     def watermark_lines(self) -> list[str]:
         """Each instance's current watermark, sources first: where time stands."""
@@ -174,6 +192,13 @@ class Job:
         self.started = time.perf_counter()
         self.finished: float | None = None
         self.late_rows = _late_row_writer(graph, name, stdout)
+        #: Checkpoints: the coordinator (None: none are taken), the checkpoint to restore
+        #: first (and whether with state: not at most once), operator ids, the stable id.
+        self.coordinator: Coordinator | None = None
+        self.restore_from: Checkpoint | None = None
+        self.restore_state = True
+        self.operator_ids: dict[int, str] = {}
+        self.job_id = name
         for task in graph.tasks:
             self.instances[task.id] = [self._instance(task, i) for i in range(task.parallelism)]
         for edge in graph.edges:
@@ -249,6 +274,7 @@ class Job:
                 if i.reader is not None
             },
             late_sink=self.late_rows.table.name if self.late_rows else None,
+            checkpoints=self.coordinator.stats if self.coordinator is not None else None,
         )
 
 

@@ -73,6 +73,11 @@ class ThreadedDriver(Executor):
         self._local = threading.local()
         #: Sources whose last batch was full: more is waiting to be read.
         self.backlogged: set[Instance] = set()
+        #: The savepoint after which the job stops (stop-with-savepoint), once recorded.
+        self._stop_after: int | None = None
+        #: Exactly-once: an input that delivered the barrier is held back until all have
+        #: (aligned); at least once it goes on, and a restart may repeat what it sent.
+        self._hold = job.coordinator is not None and job.coordinator.aligned
 
     # -- running ---------------------------------------------------------------------------
 
@@ -95,6 +100,7 @@ class ThreadedDriver(Executor):
                     break
                 self._changed.wait(STEP_S)
                 self._changed.clear()
+                self._maybe_checkpoint()
                 yield
             self._halt()
             if self.error is not None:
@@ -163,7 +169,10 @@ class ThreadedDriver(Executor):
         latency = self._allowed_latency()
         full = settings.batch_size
         last_flush = time.monotonic()
+        coord = self.job.coordinator
         while not self._halted.is_set():
+            if coord is not None and coord.current > src.last_epoch:
+                self._source_barrier(src, coord.current)
             batch = src.reader.read()
             if batch is None:
                 self.backlogged.discard(src)
@@ -179,6 +188,8 @@ class ThreadedDriver(Executor):
                 if src.idle:
                     self._set_idle(src, False)
                 self._source_batch(src, batch)
+                if coord is not None:
+                    coord.trigger_if_due(self._rows_read())  # a row interval: soon after
             elif idle_after and not src.idle and self._quiet(src) >= idle_after:
                 self._set_idle(src, True)
             self._source_hint(src)
@@ -198,7 +209,7 @@ class ThreadedDriver(Executor):
         latency = self._allowed_latency()
         last_flush = time.monotonic()
         while not inst.closed and not self._halted.is_set():
-            msg = channel.get(POLL_S)
+            msg = inst.replay.popleft() if inst.replay else channel.get(POLL_S)
             if msg is not None:
                 self._handle(inst, msg)
                 if inst.closed:
@@ -206,12 +217,15 @@ class ThreadedDriver(Executor):
             now = time.monotonic()
             # As the driver: held-back rows wait while more input is coming (in the channel,
             # or a source's last batch was full), and never longer than the allowed latency.
-            idle = channel.empty() and not self.backlogged
+            idle = channel.empty() and not self.backlogged and not inst.replay
             if idle or now - last_flush >= latency:
                 self._emit(inst, inst.chain.flush())
                 last_flush = now
 
     def _handle(self, inst: Instance, msg: Message) -> None:
+        if inst.aligning and msg.key in inst.barriered and self._hold:
+            inst.held.append(msg)  # exactly-once: after its barrier, wait for the others
+            return
         match msg.kind:
             case channels.BATCH:
                 assert isinstance(msg.value, pa.RecordBatch)
@@ -223,6 +237,67 @@ class ThreadedDriver(Executor):
                 self._input_idle(inst, msg.key, bool(msg.value))
             case channels.END:
                 self._end_input(inst, msg.key)
+                if inst.aligning and not inst.closed:
+                    self._aligned(inst)
+            case channels.BARRIER:
+                assert isinstance(msg.value, int)
+                self._barrier(inst, msg.key, msg.value)
+
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    def _maybe_checkpoint(self) -> None:
+        """On the caller's thread, every step: start a checkpoint when one is due (or a
+        savepoint was asked for); stop once an asked-for stop-with-savepoint is recorded.
+        """
+        coord = self.job.coordinator
+        if coord is None:
+            return
+        if self._stop_after is not None and coord.wait(self._stop_after, 0):
+            self.stopped = True
+            return
+        asked, self.savepoint_requested = self.savepoint_requested, None
+        if asked is None:
+            coord.trigger_if_due(self._rows_read())
+            return
+        if coord.busy():
+            self.savepoint_requested = asked  # after the checkpoint in flight
+            return
+        epoch = coord.trigger(self._rows_read(), "savepoint")
+        if asked == "stop":
+            self._stop_after = epoch
+
+    def _source_barrier(self, src: Instance, epoch: int) -> None:
+        """A source takes its part (its position) and sends the barrier downstream."""
+        assert self.job.coordinator is not None
+        self.job.coordinator.ack(epoch, src, self._part(src, epoch))
+        for key, target in self._consumers(src):
+            self.channels[target].put_control(channels.BARRIER, key, epoch)
+
+    def _barrier(self, inst: Instance, key: InputKey, epoch: int) -> None:
+        """The barrier of checkpoint ``epoch`` came on input ``key``.
+
+        (The coordinator starts a checkpoint only when the previous one is recorded, so
+        barriers of two checkpoints never overlap.)
+        """
+        inst.aligning = epoch
+        inst.barriered.add(key)
+        self._aligned(inst)
+
+    def _aligned(self, inst: Instance) -> None:
+        """Once the barrier came on every open input: take the instance's part, pass the
+        barrier on, and handle what was held back meanwhile before anything newer.
+        """
+        if not inst.open_inputs <= inst.barriered:
+            return
+        epoch, coord = inst.aligning, self.job.coordinator
+        assert coord is not None
+        coord.ack(epoch, inst, self._part(inst, epoch))
+        for key, target in self._consumers(inst):
+            self.channels[target].put_control(channels.BARRIER, key, epoch)
+        inst.aligning = 0
+        inst.barriered.clear()
+        inst.replay.extendleft(reversed(inst.held))
+        inst.held.clear()
 
     # -- delivery: into the consumer's channel -------------------------------------------------
 

@@ -4,6 +4,8 @@ watermark travel before it, and the end of input flushes everything.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pyarrow as pa
 
 import streamsql
@@ -47,6 +49,7 @@ def _driver() -> Driver:
     driver = Driver.__new__(Driver)
     driver.out_edges = {FakeTask.id: []}
     driver.edge_index = {}
+    driver.job = SimpleNamespace(coordinator=None)  # no checkpoints
     return driver
 
 

@@ -39,6 +39,10 @@ class OperatorContext:
     late_rows: LateRowWriter | None = None
     #: Processing time in epoch milliseconds (None: the wall clock); tests inject one.
     clock: Callable[[], int] | None = None
+    #: Checkpoints: the job's id stable across restarts, and whether sinks commit only
+    #: with completed checkpoints (exactly-once).
+    job_id: str = "job"
+    exactly_once: bool = False
 
     @property
     def state_prefix(self) -> str:

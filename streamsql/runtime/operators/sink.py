@@ -22,6 +22,7 @@ class SinkOperator(Operator):
         self.node = node
         self.table = node.table
         self.schema = node.table.physical_schema
+        self.handle: object = None  # the last pre-commit's (exactly-once checkpoints)
 
     def open(self, ctx: OperatorContext) -> None:
         super().open(ctx)
@@ -30,6 +31,8 @@ class SinkOperator(Operator):
             parallelism=ctx.parallelism,
             stdout=ctx.stdout,
             job_name=ctx.job_name,
+            job_id=ctx.job_id,
+            exactly_once=ctx.exactly_once,
         )
         self.sink = self.table.connector.create_sink(self.table.context, sink_ctx)
         self.sink.open()
@@ -47,7 +50,18 @@ class SinkOperator(Operator):
         return ()
 
     def on_barrier(self, epoch: int) -> None:
-        self.sink.flush()
+        """Exactly-once: pre-commit what was written before the barrier (the checkpoint
+        keeps ``handle``; the coordinator commits it once the checkpoint is recorded).
+        Otherwise: make it visible now.
+        """
+        if self.transactional:
+            self.handle = self.sink.pre_commit(epoch)
+        else:
+            self.sink.flush()
+
+    @property
+    def transactional(self) -> bool:
+        return self.ctx.exactly_once and self.sink.transactional
 
     def close(self) -> Iterable[pa.RecordBatch]:
         self.sink.close()

@@ -1,0 +1,276 @@
+"""Completed checkpoints in a state directory: a DuckDB database, ``checkpoints.duckdb``.
+
+A checkpoint is one row of ``streamsql_checkpoints`` (its id, kind, the query's
+fingerprint, and a JSON manifest: every source instance's position, every sink instance's
+pre-committed handle, every operator instance's values and watermark) and the rows of
+``streamsql_state`` that hold the operators' state tables as Arrow IPC streams. Both are
+written in one transaction, so a checkpoint is either complete or absent; each blob and
+the manifest carry a SHA-256 checksum, so a damaged one is reported, never misread. The
+database's format version is checked before anything is read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+
+from streamsql import duck
+from streamsql.errors import StreamSQLError
+
+#: The layout this code writes and reads; another one is refused.
+FORMAT_VERSION = 1
+FILE_NAME = "checkpoints.duckdb"
+
+
+class CheckpointError(StreamSQLError):
+    """A checkpoint store that cannot be used: damaged, of another format, or missing."""
+
+    kind = "checkpoint error"
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """One completed checkpoint, as listed."""
+
+    id: int
+    kind: str  # 'checkpoint', 'savepoint' or 'final' (end of input)
+    job: str  # which job of the script: '<pipeline.name>-<n>'
+    fingerprint: str
+    mode: str
+    completed_at: datetime
+    duration_ms: float
+    state_bytes: int
+    state_rows: int
+
+
+@dataclass
+class Checkpoint:
+    """A checkpoint read back: its listing, manifest and state tables."""
+
+    info: CheckpointInfo
+    manifest: dict[str, Any]
+    #: (operator id, instance, table name) -> the table.
+    tables: dict[tuple[str, int, str], pa.Table]
+
+
+class CheckpointStore:
+    """The checkpoints of the jobs run with one state directory."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = os.fspath(directory)
+        os.makedirs(self.directory, exist_ok=True)
+        self.path = os.path.join(self.directory, FILE_NAME)
+        try:
+            self.con = duck.connect(self.path)
+            self._init()
+        except duck.DuckDBError as e:
+            raise CheckpointError(
+                f"the checkpoint store {self.path} cannot be read: {e}",
+                hint="the file is damaged; move it away to start without state, or restore a copy",
+            ) from None
+
+    def close(self) -> None:
+        self.con.close()
+
+    # -- layout --------------------------------------------------------------------------------
+
+    def _init(self) -> None:
+        run = duck.run
+        run(
+            self.con,
+            "CREATE TABLE IF NOT EXISTS streamsql_meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
+        )
+        found = dict(run(self.con, "SELECT key, value FROM streamsql_meta"))
+        if "format" not in found:
+            with duck.transaction(self.con):
+                run(
+                    self.con,
+                    "INSERT INTO streamsql_meta VALUES ('format', ?), ('job_id', ?)",
+                    [str(FORMAT_VERSION), uuid.uuid4().hex[:12]],
+                )
+            found = dict(run(self.con, "SELECT key, value FROM streamsql_meta"))
+        elif found["format"] != str(FORMAT_VERSION):
+            raise CheckpointError(
+                f"the checkpoints in {self.directory} are of format {found['format']}; this "
+                f"version of streamsql reads format {FORMAT_VERSION} only",
+                hint="restore them with the streamsql version that wrote them, or use a new "
+                "state directory",
+            )
+        self.job_id: str = found["job_id"]
+        run(
+            self.con,
+            "CREATE TABLE IF NOT EXISTS streamsql_checkpoints (id BIGINT PRIMARY KEY, "
+            "kind VARCHAR, job VARCHAR, fingerprint VARCHAR, mode VARCHAR, completed_at TIMESTAMP, "
+            "duration_ms DOUBLE, state_bytes BIGINT, state_rows BIGINT, manifest VARCHAR, "
+            "checksum VARCHAR)",
+        )
+        run(
+            self.con,
+            "CREATE TABLE IF NOT EXISTS streamsql_state (checkpoint BIGINT, operator VARCHAR, "
+            "instance INTEGER, name VARCHAR, data BLOB, checksum VARCHAR)",
+        )
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def next_id(self) -> int:
+        (top,) = duck.run(self.con, "SELECT coalesce(max(id), 0) FROM streamsql_checkpoints")[0]
+        return int(top) + 1
+
+    def write(
+        self,
+        checkpoint_id: int,
+        kind: str,
+        job: str,
+        fingerprint: str,
+        mode: str,
+        manifest: dict[str, Any],
+        tables: dict[tuple[str, int, str], pa.Table],
+        duration_ms: float,
+        retain: int,
+    ) -> int:
+        """Record a completed checkpoint in one transaction and drop the job's ones beyond
+        the ``retain`` latest (savepoints stay). Returns the bytes of state written.
+        """
+        rows, blobs = 0, []
+        for (op, inst, name), table in sorted(tables.items(), key=lambda kv: kv[0]):
+            data = _ipc(table)
+            blobs.append((checkpoint_id, op, inst, name, data, _sha(data)))
+            rows += table.num_rows
+        size = sum(len(b[4]) for b in blobs)
+        text = json.dumps(manifest, sort_keys=True)
+        checksum = _sha(text.encode() + "".join(b[5] for b in blobs).encode())
+        with duck.transaction(self.con):
+            if blobs:
+                self.con.executemany("INSERT INTO streamsql_state VALUES (?, ?, ?, ?, ?, ?)", blobs)
+            duck.run(
+                self.con,
+                "INSERT INTO streamsql_checkpoints VALUES "
+                "(?, ?, ?, ?, ?, now()::TIMESTAMP, ?, ?, ?, ?, ?)",
+                [
+                    checkpoint_id,
+                    kind,
+                    job,
+                    fingerprint,
+                    mode,
+                    duration_ms,
+                    size,
+                    rows,
+                    text,
+                    checksum,
+                ],
+            )
+            keep = duck.run(
+                self.con,
+                "SELECT id FROM streamsql_checkpoints WHERE kind <> 'savepoint' AND job = ? "
+                "ORDER BY id DESC LIMIT ?",
+                [job, retain],
+            )
+            kept = [k for (k,) in keep] or [checkpoint_id]
+            marks = ", ".join("?" * len(kept))
+            gone = f"kind <> 'savepoint' AND job = ? AND id NOT IN ({marks})"
+            duck.run(
+                self.con,
+                f"DELETE FROM streamsql_state WHERE checkpoint IN "
+                f"(SELECT id FROM streamsql_checkpoints WHERE {gone})",
+                [job, *kept],
+            )
+            duck.run(self.con, f"DELETE FROM streamsql_checkpoints WHERE {gone}", [job, *kept])
+        return size
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def list(self, job: str | None = None) -> list[CheckpointInfo]:
+        """The completed checkpoints (of ``job``, or all), oldest first."""
+        where, params = ("WHERE job = ?", [job]) if job is not None else ("", [])
+        rows = duck.run(
+            self.con,
+            f"SELECT {_COLUMNS} FROM streamsql_checkpoints {where} ORDER BY id",
+            params,
+        )
+        return [CheckpointInfo(*r) for r in rows]
+
+    def latest(self, job: str) -> CheckpointInfo | None:
+        found = self.list(job)
+        return found[-1] if found else None
+
+    def read(self, checkpoint_id: int) -> Checkpoint:
+        rows = duck.run(
+            self.con,
+            f"SELECT {_COLUMNS}, manifest, checksum FROM streamsql_checkpoints WHERE id = ?",
+            [checkpoint_id],
+        )
+        if not rows:
+            have = ", ".join(str(c.id) for c in self.list()) or "none"
+            raise CheckpointError(
+                f"there is no checkpoint {checkpoint_id} in {self.directory}",
+                hint=f"checkpoints there: {have}",
+            )
+        *head, text, checksum = rows[0]
+        info = CheckpointInfo(*head)
+        blobs = duck.run(
+            self.con,
+            "SELECT operator, instance, name, data, checksum FROM streamsql_state "
+            "WHERE checkpoint = ? ORDER BY operator, instance, name",
+            [checkpoint_id],
+        )
+        whole = _sha(text.encode() + "".join(b[4] for b in sorted(blobs, key=_order)).encode())
+        damaged = [
+            f"{op} #{inst} {name}" for op, inst, name, data, sha in blobs if _sha(data) != sha
+        ]
+        if damaged or whole != checksum:
+            what = "state of " + ", ".join(damaged) if damaged else "its manifest"
+            raise CheckpointError(
+                f"checkpoint {checkpoint_id} in {self.directory} is damaged ({what} does not "
+                "match its checksum)",
+                hint="restore an older checkpoint with --from-checkpoint, or start without state",
+            )
+        tables = {(op, inst, name): _table(data) for op, inst, name, data, _ in blobs}
+        return Checkpoint(info, json.loads(text), tables)
+
+    def delete(self, checkpoint_id: int) -> None:
+        with duck.transaction(self.con):
+            duck.run(self.con, "DELETE FROM streamsql_state WHERE checkpoint = ?", [checkpoint_id])
+            duck.run(self.con, "DELETE FROM streamsql_checkpoints WHERE id = ?", [checkpoint_id])
+
+
+@contextlib.contextmanager
+def opened(directory: str | os.PathLike[str]) -> Iterator[CheckpointStore]:
+    store = CheckpointStore(directory)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+_COLUMNS = "id, kind, job, fingerprint, mode, completed_at, duration_ms, state_bytes, state_rows"
+
+
+def _order(blob: tuple) -> tuple:
+    """Blobs in the order ``write`` hashed them: as the tables were given (by operator,
+    instance, name when read back).
+    """
+    return blob[0], blob[1], blob[2]
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _table(data: bytes) -> pa.Table:
+    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sys
@@ -15,6 +14,7 @@ from rich.console import Console
 
 from streamsql import __version__
 from streamsql.changelog import final_table
+from streamsql.checkpoint.store import LOG_NAME
 from streamsql.checkpoint.store import opened as opened_store
 from streamsql.errors import StreamSQLError
 from streamsql.output import figure_table, print_figures, print_table, row_lines
@@ -373,23 +373,27 @@ def savepoint(state_dir: str, stop: bool, timeout: float) -> None:
         pid = int(pid_file.read_text())
     except (OSError, ValueError):
         raise click.ClickException(f"no job is running with --state-dir {state_dir}") from None
+    log = Path(state_dir) / LOG_NAME
+    before = _logged(log)
     try:
-        with opened_store(state_dir) as store:
-            before = {c.id for c in store.list()}
         os.kill(pid, signal.SIGUSR2 if stop else signal.SIGUSR1)
     except ProcessLookupError:
         raise click.ClickException(f"the job (process {pid}) is no longer running") from None
-    except StreamSQLError as e:
-        _fail(e)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         time.sleep(0.2)
-        with contextlib.suppress(StreamSQLError), opened_store(state_dir) as store:
-            new = [c for c in store.list() if c.kind == "savepoint" and c.id not in before]
-            if new:
-                click.echo(f"savepoint {new[-1].id} taken" + (", job stopping" if stop else ""))
-                return
+        new = [line.split()[0] for line in _logged(log)[len(before) :] if " savepoint " in line]
+        if new:
+            click.echo(f"savepoint {new[-1]} taken" + (", job stopping" if stop else ""))
+            return
     raise click.ClickException(f"no savepoint within {timeout:.0f} s")
+
+
+def _logged(log: Path) -> list[str]:
+    try:
+        return log.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
 
 
 if __name__ == "__main__":

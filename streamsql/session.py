@@ -373,15 +373,18 @@ class Session:
         planned = self.plan(roots)
         parts = ["== Optimized Logical Plan ==", explain_logical(planned.roots)]
         idle = self.settings["table.exec.source.idle-timeout"]
+        taken = checkpoints.checkpointing(self.settings, self.state_dir is not None)
         if stmt.analyze:
             result = self._analyze(planned, stmt)
-            physical = explain_analyzed(planned.graph, result, idle_timeout_ms=idle)
+            physical = explain_analyzed(
+                planned.graph, result, idle_timeout_ms=idle, checkpoints=taken
+            )
             parts += ["", "== Physical Plan, Analyzed ==", physical]
         else:
             parts += [
                 "",
                 "== Physical Plan ==",
-                explain_physical(planned.graph, idle_timeout_ms=idle),
+                explain_physical(planned.graph, idle_timeout_ms=idle, checkpoints=taken),
             ]
         if stmt.verbose:
             parts += ["", "== Bound Plan ==", explain_logical(roots)]

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from streamsql.checkpoint import faults
 from streamsql.checkpoint.store import CheckpointStore
 from streamsql.config import checkpoint_interval
 from streamsql.runtime.snapshot import OperatorSnapshot
@@ -209,6 +210,16 @@ class Coordinator:
                     if not pending.waiting:
                         self._complete(pending)
 
+    def read_ahead(self, src: Instance) -> None:
+        """At most once: record where ``src`` has read to before its rows are processed, so
+        that a restart goes on after them (and never repeats their output).
+        """
+        assert src.reader is not None
+        with self.lock:
+            uid = self.ids[id(src.task.head)]
+            position = src.reader.position()
+            self.store.save_position(self.job_key, uid, src.index, src.task.parallelism, position)
+
     def sink_closed(self, sink_id: str, instance: int, handle: Any) -> None:
         with self.lock:
             self.final_handles[(sink_id, instance)] = handle
@@ -234,6 +245,7 @@ class Coordinator:
 
     def _complete(self, pending: _Pending) -> None:
         manifest, tables, handles = self._manifest(pending)
+        faults.reached("checkpoint")
         size = self.store.write(
             pending.id,
             pending.kind,
@@ -245,8 +257,10 @@ class Coordinator:
             (time.perf_counter() - pending.began) * 1000,
             self.retain,
         )
+        faults.reached("commit")
         for sink, handle in handles:
             sink.sink.commit(pending.id, handle)
+            faults.reached("sink-commit")
         duration = (time.perf_counter() - pending.began) * 1000
         s = self.stats
         s.completed += 1

@@ -11,11 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from streamsql.checkpoint.coordinator import Coordinator
+from streamsql.checkpoint.coordinator import DEFAULT_INTERVAL_MS, Coordinator
 from streamsql.checkpoint.identity import fingerprint, operator_ids
-from streamsql.checkpoint.store import Checkpoint, CheckpointError, CheckpointStore
-from streamsql.config import INTERVAL_KEY
+from streamsql.checkpoint.store import (
+    Checkpoint,
+    CheckpointError,
+    CheckpointInfo,
+    CheckpointStore,
+)
+from streamsql.config import INTERVAL_KEY, checkpoint_interval
 from streamsql.errors import ConfigError
+from streamsql.physical.explain import Checkpointing
 from streamsql.plan.nodes import Collect, walk
 
 if TYPE_CHECKING:
@@ -58,6 +64,9 @@ def attach(
     job.job_id = f"{store.job_id}-{job.name}"
     printed = fingerprint(roots)
     job.coordinator = Coordinator(job.name, store, printed, ids, settings)
+    if job.coordinator.mode == "AT_MOST_ONCE":
+        _read_ahead(job, store)
+        return
     checkpoint = _chosen(store, job.name, request)
     if checkpoint is None:
         return
@@ -69,7 +78,28 @@ def attach(
             "--allow-query-change to restore the state of the operators that did not change",
         )
     job.restore_from = checkpoint
-    job.restore_state = job.coordinator.mode != "AT_MOST_ONCE"
+
+
+def checkpointing(settings: Settings, has_state_dir: bool) -> Checkpointing | None:
+    """How jobs of a session take checkpoints, as EXPLAIN states it (None: they take none)."""
+    if not has_state_dir:
+        return None
+    ms, rows = checkpoint_interval(settings[INTERVAL_KEY])
+    if ms is None and rows is None:
+        ms = DEFAULT_INTERVAL_MS
+    every = [f"{ms / 1000:g} s" if ms else "", f"{rows:,} rows" if rows else ""]
+    return Checkpointing(
+        settings["execution.checkpointing.mode"], "every " + " or ".join(e for e in every if e)
+    )
+
+
+def _read_ahead(job: Job, store: CheckpointStore) -> None:
+    """At most once: go on after where the sources had read to, without state."""
+    sources = store.read_positions(job.name)
+    if sources:
+        info = CheckpointInfo(0, "read positions", job.name, "", "AT_MOST_ONCE", None, 0, 0, 0)
+        job.restore_from = Checkpoint(info, {"sources": sources}, {})
+        job.restore_state = False
 
 
 def _chosen(store: CheckpointStore, job: str, request: RestoreRequest) -> Checkpoint | None:

@@ -29,6 +29,8 @@ from streamsql.errors import StreamSQLError
 #: The layout this code writes and reads; another one is refused.
 FORMAT_VERSION = 1
 FILE_NAME = "checkpoints.duckdb"
+#: One line per completed checkpoint ("id kind job"), readable while a job holds the store.
+LOG_NAME = "checkpoints.log"
 
 
 class CheckpointError(StreamSQLError):
@@ -73,6 +75,12 @@ class CheckpointStore:
             self.con = duck.connect(self.path)
             self._init()
         except duck.DuckDBError as e:
+            if "lock" in str(e).lower():
+                raise CheckpointError(
+                    f"the checkpoint store {self.path} is in use by a running job",
+                    hint=f"see {os.path.join(self.directory, LOG_NAME)} for its checkpoints, or "
+                    "stop it first",
+                ) from None
             raise CheckpointError(
                 f"the checkpoint store {self.path} cannot be read: {e}",
                 hint="the file is damaged; move it away to start without state, or restore a copy",
@@ -117,6 +125,12 @@ class CheckpointStore:
             self.con,
             "CREATE TABLE IF NOT EXISTS streamsql_state (checkpoint BIGINT, operator VARCHAR, "
             "instance INTEGER, name VARCHAR, data BLOB, checksum VARCHAR)",
+        )
+        run(
+            self.con,
+            "CREATE TABLE IF NOT EXISTS streamsql_read_positions (job VARCHAR, source VARCHAR, "
+            "instance INTEGER, parallelism INTEGER, position VARCHAR, "
+            "PRIMARY KEY (job, source, instance))",
         )
 
     # -- writing -------------------------------------------------------------------------------
@@ -184,6 +198,8 @@ class CheckpointStore:
                 [job, *kept],
             )
             duck.run(self.con, f"DELETE FROM streamsql_checkpoints WHERE {gone}", [job, *kept])
+        with open(os.path.join(self.directory, LOG_NAME), "a", encoding="utf-8") as log:
+            log.write(f"{checkpoint_id} {kind} {job}\n")
         return size
 
     # -- reading -------------------------------------------------------------------------------
@@ -235,6 +251,32 @@ class CheckpointStore:
             )
         tables = {(op, inst, name): _table(data) for op, inst, name, data, _ in blobs}
         return Checkpoint(info, json.loads(text), tables)
+
+    # -- at most once: where sources have read to ------------------------------------------------
+
+    def save_position(
+        self, job: str, source: str, instance: int, parallelism: int, position: dict[str, Any]
+    ) -> None:
+        """Record how far a source instance has read (before its rows are processed)."""
+        duck.run(
+            self.con,
+            "INSERT OR REPLACE INTO streamsql_read_positions VALUES (?, ?, ?, ?, ?)",
+            [job, source, instance, parallelism, json.dumps(position)],
+        )
+
+    def read_positions(self, job: str) -> dict[str, dict[str, Any]]:
+        """``job``'s sources as a manifest's ``sources`` entry: where each instance read to."""
+        rows = duck.run(
+            self.con,
+            "SELECT source, instance, parallelism, position FROM streamsql_read_positions "
+            "WHERE job = ?",
+            [job],
+        )
+        out: dict[str, dict[str, Any]] = {}
+        for source, instance, parallelism, position in rows:
+            entry = out.setdefault(source, {"parallelism": parallelism, "positions": {}})
+            entry["positions"][str(instance)] = json.loads(position)
+        return out
 
     def delete(self, checkpoint_id: int) -> None:
         with duck.transaction(self.con):

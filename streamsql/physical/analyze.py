@@ -11,7 +11,7 @@ from __future__ import annotations
 import textwrap
 
 from streamsql.output import figure_table, text_table
-from streamsql.physical.explain import explain_physical
+from streamsql.physical.explain import Checkpointing, explain_physical
 from streamsql.physical.graph import JobGraph, Task
 from streamsql.runtime.job import JobResult
 from streamsql.runtime.metrics import Figures, combine, instance_figures
@@ -30,7 +30,13 @@ LEGEND = (
 )
 
 
-def explain_analyzed(graph: JobGraph, result: JobResult, *, idle_timeout_ms: int = 0) -> str:
+def explain_analyzed(
+    graph: JobGraph,
+    result: JobResult,
+    *,
+    idle_timeout_ms: int = 0,
+    checkpoints: Checkpointing | None = None,
+) -> str:
     """The physical plan with each operator's figures from a finished run's ``result``."""
     by_node: dict[tuple[int, int], list[Figures]] = {}
     for f in instance_figures(result):
@@ -42,7 +48,9 @@ def explain_analyzed(graph: JobGraph, result: JobResult, *, idle_timeout_ms: int
         keyed = node == 0 and any(e.distribution.kind == "hash" for e in graph.inputs(task.id))
         return _figures_lines(instances, keyed=keyed) if instances else []
 
-    plan = explain_physical(graph, idle_timeout_ms=idle_timeout_ms, annotate=annotate)
+    plan = explain_physical(
+        graph, idle_timeout_ms=idle_timeout_ms, annotate=annotate, checkpoints=checkpoints
+    )
     legend = textwrap.fill(LEGEND.format(elapsed=result.elapsed_s), width=92)
     return "\n".join([result.summary(), plan, "", legend])
 

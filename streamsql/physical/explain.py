@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from streamsql.physical.graph import JobGraph, Task
 from streamsql.plan.join_nodes import Join, LookupJoin
@@ -14,10 +15,16 @@ Annotate = Callable[[Task, int], list[str]]
 
 
 def explain_physical(
-    graph: JobGraph, *, idle_timeout_ms: int = 0, annotate: Annotate | None = None
+    graph: JobGraph,
+    *,
+    idle_timeout_ms: int = 0,
+    annotate: Annotate | None = None,
+    checkpoints: Checkpointing | None = None,
 ) -> str:
     """The job graph; a source's watermark line names its idle timeout when one is set.
-    ``annotate`` adds lines under each operator (indented by the caller).
+    ``annotate`` adds lines under each operator (indented by the caller). Each sink states
+    the delivery it achieves with ``checkpoints`` (None: the job takes none), and a last
+    line the guarantee of the whole job.
     """
     lines = []
     for task in graph.tasks:
@@ -42,11 +49,14 @@ def explain_physical(
             lines.append(f"  watermark: {watermark}")
         for node in task.nodes:
             if isinstance(node, Sink):
-                lines.append(f"  delivery: {_guarantee(node)}")
+                lines.append(f"  delivery: {delivery(node, checkpoints)}")
             if late := getattr(node, "late_sink", None):
                 lines.append(f"  late rows: {_late(node.name, task.id, late)}")
         for edge in graph.outputs(task.id):
             lines.append(f"  -> {edge.distribution.describe()} to Task {edge.target}")
+    sinks = [n for t in graph.tasks for n in t.nodes if isinstance(n, Sink)]
+    if sinks:
+        lines.append(job_guarantee(sinks, checkpoints))
     return "\n".join(lines)
 
 
@@ -76,5 +86,43 @@ def _late(name: str, task_id: int, late: LateSink) -> str:
     return f"-> {late.table.name} ({cols}) as operator '{name}#{task_id}'"
 
 
-def _guarantee(node: Sink) -> str:
-    return node.table.connector.guarantee()
+@dataclass(frozen=True)
+class Checkpointing:
+    """How a job takes checkpoints: 'execution.checkpointing.mode' and the interval text."""
+
+    mode: str
+    interval: str
+
+
+#: The delivery levels from the weakest, as the job's guarantee is its weakest sink's.
+LEVELS = ("none", "at-most-once", "at-least-once", "exactly-once")
+
+
+def delivery(node: Sink, checkpoints: Checkpointing | None) -> str:
+    """What a sink delivers after a crash and restart, given how the job checkpoints."""
+    connector = node.table.connector
+    sink = connector.sink_class
+    if checkpoints is None:
+        return "none after a crash (no checkpoints: run with a state directory to take them)"
+    if checkpoints.mode == "AT_MOST_ONCE":
+        return "at-most-once (a restart goes on after what was read, without state)"
+    if checkpoints.mode == "AT_LEAST_ONCE":
+        return "at-least-once (unaligned checkpoints: a restart may repeat rows)"
+    if sink is not None and sink.transactional:
+        return connector.guarantee()
+    name = connector.name
+    return f"at-least-once ({name} does not commit with checkpoints: a restart may repeat rows)"
+
+
+def job_guarantee(sinks: list[Sink], checkpoints: Checkpointing | None) -> str:
+    """The job's end-to-end guarantee: its weakest sink's."""
+    levels = [
+        next(lv for lv in reversed(LEVELS) if delivery(s, checkpoints).startswith(lv))
+        for s in sinks
+    ]
+    weakest = min(levels, key=LEVELS.index)
+    if checkpoints is None:
+        return "guarantee: none after a crash (no checkpoints)"
+    return (
+        f"guarantee: {weakest} end to end (checkpoints {checkpoints.mode} {checkpoints.interval})"
+    )

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
+from streamsql.checkpoint import faults
 from streamsql.checkpoint.coordinator import InstancePart
 from streamsql.checkpoint.restore import recover_sinks, restore_instances
 from streamsql.errors import ExecError, StreamSQLError
@@ -39,6 +40,8 @@ class Executor:
         self.stopped = False
         #: A savepoint asked for by ``savepoint()``: None, 'keep' (go on) or 'stop'.
         self.savepoint_requested: str | None = None
+        coord = job.coordinator
+        self._read_ahead = coord is not None and coord.mode == "AT_MOST_ONCE"
 
     def run(self) -> JobResult:
         """Run to the end of the input (bounded jobs) and return the job's result."""
@@ -96,6 +99,8 @@ class Executor:
         self._restore()
 
     def _source_batch(self, src: Instance, batch: pa.RecordBatch) -> None:
+        if self._read_ahead:
+            self.job.coordinator.read_ahead(src)  # type: ignore[union-attr]
         self._deliver(src, batch, 0)
         assert src.scan is not None
         if src.scan.watermark > src.watermark:
@@ -140,6 +145,7 @@ class Executor:
     # -- moving batches and watermarks -------------------------------------------------------
 
     def _deliver(self, inst: Instance, batch: pa.RecordBatch, port: int) -> None:
+        faults.reached("batch")
         try:
             out = inst.chain.process_batch(batch, port)
         except StreamSQLError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -177,9 +178,9 @@ def checkpoint_interval(raw: str) -> tuple[int | None, int | None]:
     """
     ms = rows = None
     for part in (p.strip() for p in raw.split(",") if p.strip()):
-        words = part.split()
-        if len(words) == 2 and words[1].lower() in ("rows", "row") and words[0].isdigit():
-            rows = int(words[0])
+        counted = re.fullmatch(r"(\d+)\s*rows?", part, re.IGNORECASE)
+        if counted:
+            rows = int(counted.group(1))
             if rows < 1:
                 raise ConfigError(f"'{INTERVAL_KEY}' needs at least 1 row", option=INTERVAL_KEY)
             continue

@@ -343,8 +343,11 @@ class Session:
 
     def driver(self, planned: Planned, results: ResultBuffer | None = None) -> Driver:
         n = next(self._jobs)
-        # Every job has a connection of its own, so that jobs may run on other threads.
-        state = StateStore(duck.cursor(self.con), prefix=f"j{n}_")
+        # Every job has a connection of its own, so that jobs may run on other threads. Its
+        # working state is in memory also with a state directory: checkpoints make it
+        # durable, not writes to a file on every batch.
+        con = duck.cursor(self.con) if self.state_dir is None else duck.connect()
+        state = StateStore(con, prefix=f"j{n}_")
         name = f"{self.settings['pipeline.name']}-{n}"
         job = Job(
             planned.graph,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from streamsql.checkpoint.store import Checkpoint
+from streamsql.plan.nodes import Sink
 from streamsql.runtime.snapshot import OperatorSnapshot, RestoreError, redistribute
 from streamsql.runtime.timeutil import MIN_WATERMARK
 
@@ -19,21 +20,23 @@ if TYPE_CHECKING:
     from streamsql.runtime.job import Instance
 
 
-def recover_sinks(graph: JobGraph, checkpoint: Checkpoint, ids: dict[int, str], job_id: str):
-    """Publish the pre-committed output the checkpoint names and discard the rest, once
-    per sink table of the job.
+def recover_sinks(
+    graph: JobGraph, checkpoint: Checkpoint | None, ids: dict[int, str], job_id: str
+) -> None:
+    """Publish the pre-committed output the checkpoint names (none: no checkpoint yet) and
+    discard the rest, once per sink table of the job.
     """
-    sinks = checkpoint.manifest.get("sinks", {})
+    sinks = checkpoint.manifest.get("sinks", {}) if checkpoint is not None else {}
     done: set[str] = set()
     for task in graph.tasks:
         for node in task.nodes:
             uid = ids.get(id(node), "")
-            table = getattr(node, "table", None)
-            if uid not in sinks or table is None or uid in done:
+            if not isinstance(node, Sink) or uid in done:
                 continue
             done.add(uid)
-            handles = [h for _, h in sorted(sinks[uid]["handles"].items(), key=_by_index)]
-            table.connector.recover_sink(table.context, job_id, handles)
+            saved = sinks.get(uid, {}).get("handles", {})
+            handles = [h for _, h in sorted(saved.items(), key=_by_index)]
+            node.table.connector.recover_sink(node.table.context, job_id, handles)
 
 
 def restore_instances(

@@ -1,7 +1,8 @@
 """Deciding whether a job takes checkpoints and what it restores first.
 
 A job takes checkpoints when its session has a state directory and the job writes into
-tables (``INSERT INTO``; a SELECT's rows go to the caller and are not checkpointed). On
+tables (``INSERT INTO``; a SELECT's rows go to the caller and a materialized view lives in
+the session's database: neither is checkpointed). On
 start it restores the latest checkpoint of the same job of the script (or the one asked
 for), after checking that the checkpoint is of the same query.
 """
@@ -22,7 +23,7 @@ from streamsql.checkpoint.store import (
 from streamsql.config import INTERVAL_KEY, checkpoint_interval
 from streamsql.errors import ConfigError
 from streamsql.physical.explain import Checkpointing
-from streamsql.plan.nodes import Collect, walk
+from streamsql.plan.nodes import Collect, Sink, walk
 
 if TYPE_CHECKING:
     from streamsql.config import Settings
@@ -57,8 +58,11 @@ def attach(
                 hint="streamsql run --state-dir DIR, or streamsql.connect(state_dir=DIR)",
             )
         return
-    if any(isinstance(n, Collect) for n in walk(roots)):
-        return
+    nodes = walk(roots)
+    if any(isinstance(n, Collect) for n in nodes):
+        return  # a SELECT's rows go to the caller: nothing to resume into
+    if any(isinstance(n, Sink) and n.table.connector.name == "materialized-view" for n in nodes):
+        return  # a materialized view is kept in the session's database, not checkpointed
     ids = operator_ids(roots)
     job.operator_ids = ids
     job.job_id = f"{store.job_id}-{job.name}"

@@ -11,6 +11,13 @@ write the whole row, -U/-D remove it. A table whose DuckDB PRIMARY KEY constrain
 ``INSERT OR REPLACE`` for upserts and a DELETE for removals (the two key sets are disjoint;
 deleting and re-inserting a key in one transaction is slow on a DuckDB index); a table
 without the constraint gets a DELETE of every touched key and an INSERT of the upserts.
+
+With exactly-once checkpoints (``SinkContext.exactly_once``) the sink stages each batch
+instead, as one row of the database's ``__streamsql_staged`` table (the batch in Arrow IPC
+form, keyed by target table, job id, writer and sequence number), and a checkpoint's commit
+applies the staged batches it covers to the target AND deletes them from staging in one
+transaction: a commit repeated, or replayed by ``recover_sink`` after a crash, finds nothing
+left to apply.
 """
 
 from __future__ import annotations
@@ -18,10 +25,12 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+import uuid
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -55,6 +64,12 @@ _FAMILIES = {
     "DECIMAL": "decimal",
 }
 _aliases = itertools.count()
+
+#: The table (in the target's database) that holds batches staged for exactly-once commits.
+STAGING = "__streamsql_staged"
+#: A commit applies staged batches in groups of about this many rows (bounds its memory).
+APPLY_ROWS = 262_144
+_staging_lock = threading.Lock()  # two sinks creating the staging table at once conflict
 
 
 # -- one connection per database file, a cursor per user ----------------------------------
@@ -103,13 +118,19 @@ class DuckDBSink(Sink):
     """Applies each batch of changes to the table in one transaction.
 
     Replaying batches after a restart applies their upserts and deletes again, which leaves
-    a keyed table as it was (idempotent); an append-only table gets the rows twice.
+    a keyed table as it was (idempotent); an append-only table gets the rows twice. With
+    exactly-once checkpoints batches are staged and applied by ``commit`` (see the module
+    docstring), so nothing is applied twice or lost.
     """
 
-    guarantee = "at-least-once (idempotent upserts)"
+    guarantee = "exactly-once (rows applied at checkpoints)"
+    transactional = True
 
-    def __init__(self, table: TableContext, path: str, name: str) -> None:
+    def __init__(
+        self, table: TableContext, path: str, name: str, ctx: SinkContext | None = None
+    ) -> None:
         super().__init__()
+        ctx = ctx if ctx is not None else SinkContext()
         self.table = table
         self.path, self.name = path, name
         self.relation = relation(name)
@@ -117,6 +138,14 @@ class DuckDBSink(Sink):
         self.key = table.primary_key
         self.constrained = False  # whether DuckDB enforces the key (INSERT OR REPLACE works)
         self.lease: Lease | None = None
+        self.exactly_once, self.job = ctx.exactly_once, ctx.job_id
+        # Exactly-once: this sink object's staged batches are (writer, 1..seq). A fresh
+        # writer per object keeps a restarted job's batches apart from a crashed one's.
+        self.writer = f"{ctx.instance}-{uuid.uuid4().hex}"
+        self.seq = 0
+        # Two commits of this sink at once (an epoch's and a later one's covering it) would
+        # delete the same staged rows in concurrent transactions, which DuckDB refuses.
+        self._commit_lock = threading.Lock()
 
     def open(self) -> None:
         if self.lease is not None:
@@ -130,6 +159,8 @@ class DuckDBSink(Sink):
                 self._create(types)
                 existing = duck.describe(self.lease.cursor, self.relation) or []
             self.constrained = check_columns(self.table, self.name, existing, types)
+            if self.exactly_once:
+                create_staging(self.lease.cursor)
         except BaseException:
             self.close()
             raise
@@ -145,6 +176,11 @@ class DuckDBSink(Sink):
                     f"DuckDB sink '{self.table.name}': table has no PRIMARY KEY; updates need one",
                     hint="declare PRIMARY KEY (...) NOT ENFORCED on the sink table",
                 )
+        else:
+            self._check_keys(data)
+        if self.exactly_once:
+            self._stage(data, ops)
+        elif not self.key:
             self._apply(None, data)
         else:
             self._upsert(data, ops)
@@ -155,12 +191,102 @@ class DuckDBSink(Sink):
             self.lease.close()
             self.lease = None
 
-    def _upsert(self, data: pa.RecordBatch, ops: pa.Array | None) -> None:
+    def pre_commit(self, epoch: int) -> Any:
+        """Every batch written so far is staged (each write commits its own staging row):
+        the handle names them all, up to the last sequence number.
+        """
+        if not self.exactly_once:
+            return None
+        return {"writer": self.writer, "through": self.seq}
+
+    def commit(self, epoch: int, handle: Any) -> None:
+        """Apply the handle's staged batches; on a cursor of its own (another thread)."""
+        if not self.exactly_once or not handle or not handle.get("through"):
+            return
+        with self._commit_lock:
+            lease = Lease(self.path)
+            try:
+                self._publish(lease.cursor, [handle])
+            finally:
+                lease.close()
+
+    def _publish(self, cur: duck.Connection, handles: Iterable[Any], discard: bool = False) -> None:
+        """Apply the staged batches the handles name (in sequence order per writer) and
+        delete them from staging, in one transaction; ``discard``: delete every other staged
+        batch of the job too (a recovery).
+        """
+        where = "target = ? AND writer = ? AND seq <= ?"
+        try:
+            with duck.transaction(cur):
+                for h in handles:
+                    if not h:
+                        continue
+                    params = [self.name.lower(), str(h["writer"]), int(h["through"])]
+                    order = f"SELECT seq, n FROM {STAGING} WHERE {where} ORDER BY seq"
+                    for group in _groups(duck.run(cur, order, params)):
+                        self._apply_staged(cur, params[:2], group)
+                    duck.run(cur, f"DELETE FROM {STAGING} WHERE {where}", params)
+                if discard:
+                    duck.run(
+                        cur,
+                        f"DELETE FROM {STAGING} WHERE target = ? AND job = ?",
+                        [self.name.lower(), self.job],
+                    )
+        except duck.DuckDBError as e:
+            raise ExecError(f"DuckDB sink '{self.table.name}' failed to commit: {e}") from None
+
+    def _apply_staged(self, cur: duck.Connection, key: list[str], seqs: tuple[int, int]) -> None:
+        """Apply the staged batches with sequence numbers in ``seqs`` (inclusive) as one."""
+        rows = duck.run(
+            cur,
+            f"SELECT data FROM {STAGING} WHERE target = ? AND writer = ? AND seq BETWEEN ? AND ? "
+            "ORDER BY seq",
+            [*key, *seqs],
+        )
+        tables = (pa.ipc.open_stream(row[0]).read_all() for row in rows)
+        staged = pa.concat_tables(tables, promote_options="permissive")
+        batch = staged.combine_chunks().to_batches()[0]  # staged batches are never empty
+        data, ops = split_ops(batch, self.columns)
+        inputs, statements = self._changes(data, ops) if self.key else self._statements(None, data)
+        with duck.registered(cur, **inputs):
+            for sql in statements:
+                duck.run(cur, sql)
+
+    def _stage(self, data: pa.RecordBatch, ops: pa.Array | None) -> None:
+        """Store one batch in the staging table (its own transaction: durable now)."""
+        assert self.lease is not None
+        if self.key and ops is None:  # every staged batch of a keyed table has _op
+            ops = pa.array(np.zeros(data.num_rows, np.int8))
+        batch = data.append_column("_op", ops) if self.key else data  # append: all +I
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, batch.schema) as stream:
+            stream.write_batch(batch)
+        self.seq += 1
+        row = [self.name.lower(), self.job, self.writer, self.seq, batch.num_rows]
+        try:
+            duck.run(
+                self.lease.cursor,
+                f"INSERT INTO {STAGING} VALUES (?, ?, ?, ?, ?, ?)",
+                [*row, sink.getvalue().to_pybytes()],
+            )
+        except duck.DuckDBError as e:
+            raise ExecError(f"DuckDB sink '{self.table.name}' failed to stage rows: {e}") from None
+
+    def _check_keys(self, data: pa.RecordBatch) -> None:
         for k in self.key:
             if data.column(k).null_count:
                 raise ExecError(
                     f"DuckDB sink '{self.table.name}': NULL in PRIMARY KEY column '{k}'"
                 )
+
+    def _upsert(self, data: pa.RecordBatch, ops: pa.Array | None) -> None:
+        tables, statements = self._changes(data, ops)
+        self._run(tables, statements)
+
+    def _changes(
+        self, data: pa.RecordBatch, ops: pa.Array | None
+    ) -> tuple[dict[str, pa.RecordBatch], list[str]]:
+        """The statements that apply a batch of changes to a keyed table (last per key)."""
         last = last_per_key(data, self.key)
         rows = data.take(last)
         upsert = pc.is_in(ops.take(last), value_set=_UPSERT) if ops is not None else None
@@ -169,11 +295,16 @@ class DuckDBSink(Sink):
             gone: pa.RecordBatch | None = rows
         else:
             gone = None if upsert is None else rows.filter(pc.invert(upsert))
-        self._apply(gone, kept)
+        return self._statements(gone, kept)
 
     def _apply(self, gone: pa.RecordBatch | None, kept: pa.RecordBatch) -> None:
         """Delete the keys of ``gone`` and write ``kept``, in one transaction."""
-        assert self.lease is not None
+        self._run(*self._statements(gone, kept))
+
+    def _statements(
+        self, gone: pa.RecordBatch | None, kept: pa.RecordBatch
+    ) -> tuple[dict[str, pa.RecordBatch], list[str]]:
+        """The Arrow inputs (by name) and statements that delete ``gone`` and write ``kept``."""
         n = next(_aliases)
         tables, statements = {}, []
         if gone is not None and gone.num_rows:
@@ -185,6 +316,10 @@ class DuckDBSink(Sink):
             verb = "INSERT OR REPLACE INTO" if self.constrained else "INSERT INTO"
             cols = ", ".join(duck.quote(c) for c in self.columns)
             statements.append(f"{verb} {self.relation} ({cols}) SELECT {cols} FROM __kept_{n}")
+        return tables, statements
+
+    def _run(self, tables: dict[str, pa.RecordBatch], statements: list[str]) -> None:
+        assert self.lease is not None
         cur = self.lease.cursor
         try:
             with duck.registered(cur, **tables), duck.transaction(cur):
@@ -209,6 +344,32 @@ class DuckDBSink(Sink):
             duck.run(self.lease.cursor, f"CREATE TABLE IF NOT EXISTS {self.relation} ({body})")
         except duck.DuckDBError as e:
             raise ExecError(f"cannot create DuckDB table '{self.name}': {e}") from None
+
+
+def create_staging(cur: duck.Connection) -> None:
+    """Create the staging table of exactly-once sinks if the database has none."""
+    with _staging_lock:
+        duck.run(
+            cur,
+            f"CREATE TABLE IF NOT EXISTS {STAGING} (target VARCHAR, job VARCHAR, "
+            "writer VARCHAR, seq BIGINT, n BIGINT, data BLOB)",
+        )
+
+
+def _groups(seqs: Sequence[tuple[int, int]]) -> Iterable[tuple[int, int]]:
+    """Ranges (first, last) of staged batches, given as (seq, rows) in order, holding about
+    APPLY_ROWS rows each (at least one batch).
+    """
+    first, rows = None, 0
+    for seq, n in seqs:
+        if first is None:
+            first = seq
+        rows += n
+        if rows >= APPLY_ROWS:
+            yield first, seq
+            first, rows = None, 0
+    if first is not None:
+        yield first, seqs[-1][0]
 
 
 def split_ops(
@@ -436,7 +597,26 @@ class DuckDBConnector(Connector):
 
     def create_sink(self, table: TableContext, ctx: SinkContext) -> Sink:
         opts = self.validate(table, "sink")
-        return DuckDBSink(table, opts["path"], opts["table"])
+        return DuckDBSink(table, opts["path"], opts["table"], ctx)
+
+    def recover_sink(self, table: TableContext, job_id: str, handles: list[Any]) -> None:
+        """Apply the staged batches the checkpoint's handles name, then delete the job's
+        other staged batches (written after the checkpoint, written again on restart).
+        """
+        opts = self.validate(table, "sink")
+        if not os.path.exists(opts["path"]):
+            return
+        ctx = SinkContext(job_id=job_id, exactly_once=True)
+        sink = DuckDBSink(table, opts["path"], opts["table"], ctx)
+        lease = Lease(opts["path"])
+        try:
+            if duck.describe(lease.cursor, STAGING) is None:
+                return  # nothing was ever staged in this database
+            sink.open()
+            sink._publish(lease.cursor, handles, discard=True)
+        finally:
+            sink.close()
+            lease.close()
 
     def describe(self, table: TableContext) -> str:
         opts = table.options

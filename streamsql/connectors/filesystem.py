@@ -18,6 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from streamsql.connectors import fs_sink
 from streamsql.connectors.base import (
     LOOKUP_CACHE_TTL,
     SCAN_PARALLELISM,
@@ -170,11 +171,18 @@ class FilesystemConnector(Connector):
             table.schema,
             fmt,
             functools.partial(_writer, fmt, table.schema, opts),
-            job=ctx.job_name,
+            job=ctx.job_id if ctx.exactly_once else ctx.job_name,
             instance=ctx.instance,
             max_bytes=opts["sink.rolling-policy.file-size"],
             max_age_ms=opts["sink.rolling-policy.rollover-interval"],
+            exactly_once=ctx.exactly_once,
         )
+
+    def recover_sink(self, table: TableContext, job_id: str, handles: list[Any]) -> None:
+        """Publish the part files the checkpoint's handles name and delete the job's other
+        pending and in-progress files (rows after the checkpoint, written again on restart).
+        """
+        fs_sink.recover(self.validate(table, "sink")["path"], job_id, handles)
 
 
 def _writer(fmt: str, schema: pa.Schema, opts: Mapping[str, Any], path: str, con: Any) -> Any:

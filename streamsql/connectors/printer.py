@@ -63,6 +63,8 @@ def format_rows(batch: pa.RecordBatch, prefix: str = "") -> str:
 class PrintSink(Sink):
     """Formats each batch with pyarrow and writes it with one call."""
 
+    # Not transactional: lines are printed as rows arrive, so a job restarted from a
+    # checkpoint prints the rows since that checkpoint again, even with exactly-once on.
     guarantee = "at-least-once"
 
     def __init__(self, ctx: SinkContext, identifier: str, stderr: bool) -> None:

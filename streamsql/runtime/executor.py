@@ -259,6 +259,10 @@ class Executor:
             coord.attach(job.all_instances())
         if job.restore_from is not None and job.restore_state:
             recover_sinks(job.graph, job.restore_from, job.operator_ids, job.job_id)
+        elif coord is not None and coord.exactly_once:
+            # A first run, or one killed before its first checkpoint: what it left behind
+            # (never published) goes.
+            recover_sinks(job.graph, None, job.operator_ids, job.job_id)
 
     def _restore(self) -> None:
         """After everything opened: state, watermarks and positions from the checkpoint."""

@@ -5,8 +5,8 @@ that is *keyed* names the columns whose hash decides which instance owns a row: 
 values and types as the hash keys of the operator's input edge, so that a row of state goes
 to the instance the router sends that key's rows to. On restore at the parallelism of the
 checkpoint every instance gets its own snapshot back; at another parallelism each instance
-gets the rows of every keyed table that it owns now (from all the old instances), and the
-values of all the old instances merged by ``Operator.merge_values``. A table that is not
+gets the rows of every keyed table that it owns now (from all the old instances), and its
+``restore`` merges the values of all the old instances. A table that is not
 keyed cannot be split: its operator can only be restored at the same parallelism (or when
 it runs one instance both times).
 """

@@ -375,7 +375,8 @@ def test_option_errors(options: dict, message: str, hint: str | None) -> None:
 def test_connector_facts(tmp_path: Path) -> None:
     duckdb = get_connector("duckdb")
     assert duckdb.sink_class is DuckDBSink
-    assert duckdb.guarantee() == "at-least-once (idempotent upserts)"
+    assert duckdb.guarantee() == "exactly-once (rows applied at checkpoints)"
+    assert duckdb.sink_class.transactional
     assert duckdb.accepts_updates(dtable(tmp_path))
     assert not duckdb.accepts_updates(dtable(tmp_path, key=()))
     assert duckdb.describe(dtable(tmp_path)) == f"duckdb(path={tmp_path}, table=out)"

@@ -239,7 +239,8 @@ def test_changelog_rows(tmp_path: Path) -> None:
 
 
 def test_guarantee() -> None:
-    assert FileSink.guarantee == "at-least-once"
+    assert FileSink.guarantee == "exactly-once (files published at checkpoints)"
+    assert FileSink.transactional
     assert get_connector("filesystem").sink_class is FileSink  # type: ignore[attr-defined]
 
 

@@ -7,12 +7,17 @@ with the deltas, written back with ``INSERT OR REPLACE``, and the groups whose r
 are emitted. MIN/MAX over a retracting input and DISTINCT aggregates keep a multiset of values
 per group (value, multiplicity) in a state table of their own, so that retracting the current
 extreme or the last copy of a value is exact.
+
+A checkpoint keeps the accumulators and the value multisets (keyed by the group keys as the
+input has them, see GroupKeys.portable), rows still held back for a mini-batch (keyed by
+the input's key columns), and when the TTL sweep is next due. Each group's last update
+time (``__t``, the TTL clock) is a column of its accumulators.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -24,11 +29,15 @@ from streamsql.runtime.operators.accumulate import average, sum_input
 from streamsql.runtime.operators.base import Operator, OperatorContext
 from streamsql.runtime.operators.group_keys import GroupKeys
 from streamsql.runtime.scalars import ZERO
+from streamsql.runtime.snapshot import OperatorSnapshot
 from streamsql.state.store import quote
 
 _ONLY_VALID = pc.CountOptions(mode="only_valid")
-#: How often (seconds) expired keys are looked for when a state TTL is set.
+#: How often (seconds, of the job's processing time) expired keys are looked for when a
+#: state TTL is set.
 TTL_SWEEP_S = 1.0
+#: Snapshot table of the rows held back for a mini-batch.
+HELD = "held"
 
 
 class AggregateOperator(Operator):
@@ -54,14 +63,16 @@ class AggregateOperator(Operator):
         self.acc_schema = acc
         self.acc = ctx.state.create(f"{prefix}_accumulators_i{ctx.instance}", acc)
         self.values: dict[int, str] = {}
+        self.value_schemas: dict[int, pa.Schema] = {}
         for i in sorted(self.multiset):
             vtype = _value_type(self.aggs[i], self.node.input.schema)
             vals = self.keys.state_schema().append(pa.field("v", vtype))
             vals = vals.append(pa.field("cnt", pa.int64()))
+            self.value_schemas[i] = vals
             self.values[i] = ctx.state.create(f"{prefix}_values{i}_i{ctx.instance}", vals)
         ttl = ctx.settings["table.exec.state.ttl"] if ctx.settings is not None else 0
         self.ttl_ms = int(ttl or 0)
-        self.next_sweep = 0.0
+        self.next_sweep = 0  # processing time (ms) of the next sweep for expired groups
         settings = ctx.settings
         enabled = settings is None or settings["table.exec.mini-batch.enabled"]
         self.mini_batch = settings["table.exec.mini-batch.size"] if enabled and settings else 1
@@ -99,6 +110,46 @@ class AggregateOperator(Operator):
 
     def describe_state(self) -> dict[str, int]:
         return {"aggregate_groups": self.ctx.state.row_count(self.acc)}
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    def _state_tables(self) -> dict[str, tuple[str, pa.Schema]]:
+        """Snapshot table name -> (DuckDB table, its schema)."""
+        tables = {"accumulators": (self.acc, self.acc_schema)}
+        for i, table in self.values.items():
+            tables[f"values{i}"] = (table, self.value_schemas[i])
+        return tables
+
+    def snapshot(self) -> OperatorSnapshot:
+        """Every state table with its keys in portable form, the held rows (the executor
+        flushes before a barrier, so normally none: kept so that nothing is lost if not),
+        and the next sweep's time. A global aggregate runs one instance: its tables have no
+        key columns and are not keyed.
+        """
+        snap = OperatorSnapshot(values={"next_sweep_ms": self.next_sweep})
+        for name, (table, schema) in self._state_tables().items():
+            rows = self.ctx.state.query(f"SELECT * FROM {quote(table)}")
+            snap.tables[name] = self.keys.portable(rows.cast(schema))
+            if self.keys.keys:
+                snap.keys[name] = tuple(self.keys.portable_names)
+        if self.held:
+            snap.tables[HELD] = pa.Table.from_batches(self.held)
+        if self.keys.keys:  # declared even without held rows: every instance keys alike
+            snap.keys[HELD] = self.keys.keys
+        return snap
+
+    def restore(self, snapshot: OperatorSnapshot, values: list[dict[str, Any]]) -> None:
+        for name, (table, schema) in self._state_tables().items():
+            rows = snapshot.table(name)
+            if rows is not None and rows.num_rows:
+                self.ctx.state.append(table, self.keys.from_portable(rows, schema))
+        held = snapshot.table(HELD)
+        if held is not None and held.num_rows:
+            self.held = held.combine_chunks().to_batches()
+            self.held_rows = held.num_rows
+        # Rescaled: a sweep is due when the first of the old instances' was.
+        sweeps = [v["next_sweep_ms"] for v in values if "next_sweep_ms" in v]
+        self.next_sweep = min(sweeps, default=0)
 
     # -- per batch ---------------------------------------------------------------------------
 
@@ -247,7 +298,7 @@ class AggregateOperator(Operator):
                     out[name] = pc.max_element_wise(
                         old.column(name), delta.column(name), skip_nulls=True
                     )
-        out["__t"] = pa.array(np.full(delta.num_rows, _now_ms(), dtype=np.int64))
+        out["__t"] = pa.array(np.full(delta.num_rows, self.ctx.now_ms(), dtype=np.int64))
         arrays = [
             _as_array(out[f.name]).cast(f.type)
             if _as_array(out[f.name]).type != f.type
@@ -324,12 +375,15 @@ class AggregateOperator(Operator):
         return pa.Table.from_arrays(out, schema=self.schema)
 
     def _expire(self) -> None:
-        """Drop the groups not updated for 'table.exec.state.ttl' (processing time)."""
-        now = time.monotonic()
+        """Drop the groups not updated for 'table.exec.state.ttl'. Times are the job's
+        processing time in epoch ms (``ctx.now_ms``), so the ``__t`` columns and the sweep
+        time in a checkpoint mean the same in the process that restores it.
+        """
+        now = self.ctx.now_ms()
         if now < self.next_sweep:
             return
-        self.next_sweep = now + TTL_SWEEP_S
-        cutoff = _now_ms() - self.ttl_ms
+        self.next_sweep = now + int(TTL_SWEEP_S * 1000)
+        cutoff = now - self.ttl_ms
         acc = quote(self.acc)
         expired = self.ctx.state.execute(f"DELETE FROM {acc} WHERE __t < {cutoff} RETURNING 1")
         if expired:
@@ -341,10 +395,6 @@ class AggregateOperator(Operator):
                     f"DELETE FROM {quote(table)} WHERE NOT EXISTS "
                     f"(SELECT 1 FROM {acc} a WHERE {on})"
                 )
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _multiset(a: AggCall, retracting: bool) -> bool:

@@ -3,6 +3,10 @@
 SQL groups NULL keys together, but a primary key cannot hold NULL; each key column is
 stored as its value with NULLs filled in (``k0``) and a flag saying it was NULL
 (``k0_null``), which together are unique and NULL-free.
+
+A checkpoint keeps the keys the other way round, as the input has them (``portable``): the
+exchange in front of the operator hashes the input's key columns, NULLs and types as they
+are, and state rescaled to another parallelism must hash to the instance their rows go to.
 """
 
 from __future__ import annotations
@@ -58,12 +62,16 @@ class GroupKeys:
             fields += [pa.field(f"k{i}", t), pa.field(f"k{i}_null", pa.bool_())]
         return pa.schema(fields)
 
-    def state_arrays(self, batch: pa.RecordBatch | pa.Table) -> dict[str, pa.Array]:
-        """The primary-key columns for every row of ``batch``."""
+    def state_arrays(
+        self, batch: pa.RecordBatch | pa.Table, names: list[str] | None = None
+    ) -> dict[str, pa.Array]:
+        """The primary-key columns for every row of ``batch``, whose key columns are named
+        ``names`` (the input's names when None).
+        """
         if not self.keys:
             return {"g": pa.array(np.zeros(batch.num_rows, dtype=np.int8))}
         out: dict[str, pa.Array] = {}
-        for i, (key, filler) in enumerate(zip(self.keys, self.fillers, strict=True)):
+        for i, (key, filler) in enumerate(zip(names or self.keys, self.fillers, strict=True)):
             values = batch.column(key)
             if isinstance(values, pa.ChunkedArray):
                 values = values.combine_chunks()
@@ -79,3 +87,23 @@ class GroupKeys:
             nulls = table.column(f"k{i}_null").combine_chunks()
             arrays.append(pc.if_else(nulls, pa.nulls(len(values), t), values))
         return arrays
+
+    @property
+    def portable_names(self) -> list[str]:
+        """The key columns' names in ``portable`` form (no state column starts so)."""
+        return [f"__key{i}" for i in range(len(self.keys))]
+
+    def portable(self, state: pa.Table) -> pa.Table:
+        """``state`` rows with their primary-key columns replaced by the original key
+        columns (NULLs back, the input's types) named ``portable_names``: they hash like
+        the input's key columns, so a snapshot keys its rows by them.
+        """
+        keys = dict(zip(self.portable_names, self.restore(state), strict=True))
+        rest = state.drop_columns(self.state_columns)
+        return pa.table({**keys, **dict(zip(rest.column_names, rest.columns, strict=True))})
+
+    def from_portable(self, table: pa.Table, schema: pa.Schema) -> pa.Table:
+        """``portable`` rows back in state form: the columns of ``schema``."""
+        cols = self.state_arrays(table, self.portable_names)
+        arrays = [cols[n] if n in cols else table.column(n) for n in schema.names]
+        return pa.table(arrays, names=schema.names).cast(schema)

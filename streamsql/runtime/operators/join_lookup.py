@@ -8,6 +8,10 @@ distinct keys (a hash lookup; measured 3x faster than a DuckDB join per batch, w
 also have to restore the input order), and the row ranges expand into matching pairs.
 With 'lookup.cache.ttl' (``cache_ttl_ms``) the table is read again once the loaded copy is
 older than that in processing time, so changes to it are picked up.
+
+A checkpoint keeps nothing (``snapshot`` is None): a restored instance reads the table
+again on open, which is what a reload would read, and its cache TTL counts from that load;
+keeping the old load time would only reload the fresh copy at once.
 """
 
 from __future__ import annotations

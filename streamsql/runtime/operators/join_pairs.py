@@ -5,12 +5,17 @@ for matched and NULL-padded pairs.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from streamsql.expr import EvalContext, compile_predicate
 from streamsql.plan.changelog import OP, OP_TYPE
+
+if TYPE_CHECKING:
+    from streamsql.plan.join_nodes import Join
 
 _LI, _RI = "__join_li", "__join_ri"
 
@@ -138,3 +143,14 @@ def with_ops(batch: pa.RecordBatch, ops: np.ndarray | int) -> pa.RecordBatch:
     if isinstance(ops, int):
         ops = np.full(batch.num_rows, ops, dtype=np.int8)
     return batch.append_column(OP, pa.array(ops.astype(np.int8), OP_TYPE))
+
+
+def input_hash_keys(node: Join, index: int) -> tuple[str, ...]:
+    """The columns the exchange in front of input ``index`` hashes: that input's side of
+    the equi-keys (``choose_grouping_keys``), or () when the join runs one instance. A
+    checkpoint keys each side's state by the same columns, so that on a restore at another
+    parallelism a row of state goes where the router sends that side's rows with its key.
+    """
+    if node.shuffle_keys is not None:
+        return tuple(node.shuffle_keys[index])
+    return (node.left_keys, node.right_keys)[index]

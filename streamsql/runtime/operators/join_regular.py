@@ -25,12 +25,18 @@ and each of its rows has the same matches wherever it is in the batch. What depe
 order (a retraction of a copy added earlier in the batch, a preserved row's first or last
 match) is replayed with running sums per distinct row or per matched entry; the output rows
 are then sorted into the order one-row-at-a-time processing emits them.
+
+A checkpoint keeps each side's entries as stored (table ``left`` or ``right``, keyed by
+the stored columns of that input's hash keys, whose values and types are the input's) and
+the next TTL sweep; a restore loads the entries into DuckDB, numbered anew (see
+``Entries.load``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -41,8 +47,14 @@ from streamsql.plan.join_nodes import Join, RegularJoin
 from streamsql.plan.nodes import PlanNode
 from streamsql.runtime.hashing import hash_keys
 from streamsql.runtime.operators.base import Operator, OperatorContext
-from streamsql.runtime.operators.join_pairs import PairMatcher, combine, with_ops
+from streamsql.runtime.operators.join_pairs import (
+    PairMatcher,
+    combine,
+    input_hash_keys,
+    with_ops,
+)
 from streamsql.runtime.operators.join_state import Entries
+from streamsql.runtime.snapshot import OperatorSnapshot
 
 #: Processing time (ms) between sweeps for expired entries when a state TTL is set;
 #: entries that expire in between are already skipped by every read.
@@ -66,6 +78,10 @@ class _Side:
     @property
     def columns(self) -> list[str]:
         return [f"c{i}" for i in range(len(self.schema))]
+
+    def column(self, name: str) -> str:
+        """The stored name of the input's column ``name``."""
+        return f"c{self.schema.get_field_index(name)}"
 
     @property
     def stored(self) -> pa.Schema:
@@ -134,6 +150,23 @@ class RegularJoinOperator(Operator):
     def on_barrier(self, epoch: int) -> None:
         for side in self.sides:
             side.entries.flush()
+
+    def snapshot(self) -> OperatorSnapshot:
+        snap = OperatorSnapshot(values={"next_sweep": self.next_sweep})
+        for index, side in enumerate(self.sides):
+            snap.tables[side.name] = side.entries.snapshot()
+            keys = input_hash_keys(self.node, index)
+            if keys:
+                snap.keys[side.name] = tuple(side.column(k) for k in keys)
+        return snap
+
+    def restore(self, snapshot: OperatorSnapshot, values: list[dict[str, Any]]) -> None:
+        for side in self.sides:
+            entries = snapshot.table(side.name, side.stored)
+            if entries is not None:
+                side.entries.load(entries)
+        sweeps = [v["next_sweep"] for v in values if v.get("next_sweep") is not None]
+        self.next_sweep = min(sweeps, default=None)
 
     def describe_state(self) -> dict[str, int]:
         left, right = (s.entries.rows for s in self.sides)

@@ -4,6 +4,9 @@ counts and write times) in a DuckDB table, with an Arrow write buffer in front o
 New and rewritten entries wait in the buffer (probed like the table) until it holds
 FLUSH_ROWS rows or a checkpoint barrier comes; entries taken out of the table meanwhile are
 remembered by number and skipped when it is read. See ``join_regular`` for the columns.
+
+A checkpoint keeps every entry with its columns as stored (the buffer moves into DuckDB at
+the barrier); a restore loads them into the DuckDB table, numbered anew.
 """
 
 from __future__ import annotations
@@ -123,6 +126,32 @@ class Entries:
             self.buffer, self.buffered = [kept], kept.num_rows
         self.rows -= gone
         return gone
+
+    def snapshot(self) -> pa.Table:
+        """Every entry (the buffer moved into DuckDB first, the dropped ones deleted), by
+        number, in the stored schema.
+        """
+        self.flush()
+        if not self.stored:
+            return self.schema.empty_table()
+        rows = self.state.query(f"SELECT * FROM {quote(self.table)} ORDER BY __id")
+        return rows if rows.schema == self.schema else rows.cast(self.schema)
+
+    def load(self, entries: pa.Table) -> None:
+        """Start from a checkpoint's ``entries`` (on an empty table). They are numbered
+        0, 1, ... anew in the order of their old numbers: rows of several old instances
+        (a restore at another parallelism) may share numbers, and only the order of one
+        key's entries, which all come from one old instance, decides the output order.
+        """
+        n = entries.num_rows
+        if not n:
+            return
+        entries = entries.take(np.argsort(entries.column("__id").to_numpy(), kind="stable"))
+        at = self.schema.get_field_index("__id")
+        entries = entries.set_column(at, "__id", pa.array(np.arange(n, dtype=_I64)))
+        self.state.append(self.table, entries)
+        self.stored = self.rows = self.next_id = n
+        self.flushed_max = n - 1
 
     def _buffer(self) -> pa.Table:
         if len(self.buffer) > 1:

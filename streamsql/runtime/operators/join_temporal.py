@@ -12,11 +12,16 @@ searched for every released left row at once (``np.searchsorted`` on ``code * ra
 rank``). Versions at or before the watermark that a newer one at or before it shadows can
 never be chosen again and are dropped. State lives in Arrow and is written to the
 operator's DuckDB tables at every checkpoint barrier.
+
+A checkpoint keeps the waiting left rows (table ``left``, keyed by the left hash keys) and
+the versions (``versions``, keyed by the right ones), both with their input columns, and
+the operator's own watermark and arrival counter.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -27,7 +32,8 @@ from streamsql.expr.promote import common_type
 from streamsql.plan.changelog import DELETE, OP, UPDATE_BEFORE
 from streamsql.plan.join_nodes import Join, TemporalJoin
 from streamsql.runtime.operators.base import Operator, OperatorContext
-from streamsql.runtime.operators.join_pairs import PairMatcher, combine
+from streamsql.runtime.operators.join_pairs import PairMatcher, combine, input_hash_keys
+from streamsql.runtime.snapshot import OperatorSnapshot
 from streamsql.runtime.timeutil import MAX_WATERMARK, MIN_WATERMARK, to_ms
 
 T, SEQ, RETRACTS = "__t", "__seq", "__retracts"
@@ -205,6 +211,29 @@ class TemporalJoinOperator(Operator):
         for table, rows in zip(self.tables, (self.left, self.versions), strict=True):
             self.ctx.state.execute(f'DELETE FROM "{table}"')
             self.ctx.state.append(table, rows)
+
+    def snapshot(self) -> OperatorSnapshot:
+        values = {"watermark": self.watermark, "seq": self.seq, "fresh": self.fresh}
+        snap = OperatorSnapshot({"left": self.left, "versions": self.versions}, values=values)
+        for index, name in enumerate(("left", "versions")):
+            keys = input_hash_keys(self.node, index)
+            if keys:
+                snap.keys[name] = keys
+        return snap
+
+    def restore(self, snapshot: OperatorSnapshot, values: list[dict[str, Any]]) -> None:
+        left = snapshot.table("left", self.left_schema)
+        versions = snapshot.table("versions", self.right_schema)
+        if left is not None:
+            self.left = left.combine_chunks()
+        if versions is not None:
+            self.versions = versions.combine_chunks()
+        if values:
+            # Left rows up to the highest old watermark were released or are waiting here;
+            # new ones come after every restored row.
+            self.watermark = max(v["watermark"] for v in values)
+            self.seq = max(v["seq"] for v in values)
+            self.fresh = any(v["fresh"] for v in values)
 
     def describe_state(self) -> dict[str, int]:
         return {

@@ -11,19 +11,30 @@ every checkpoint barrier (:class:`WindowState`).
 Output order is deterministic: windows by end; within one, each left row (in arrival order)
 with its matches in right arrival order, or NULL-padded (LEFT, FULL); then the right rows
 without a match (RIGHT, FULL).
+
+A checkpoint keeps each side's rows (tables ``left`` and ``right``, keyed by the stored
+columns of that input's hash keys, which include the window) and the arrival counters; a
+restore writes the rows back to DuckDB.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from streamsql.plan.join_nodes import Join, WindowJoin
 from streamsql.runtime.operators.base import Operator, OperatorContext
-from streamsql.runtime.operators.join_pairs import PairMatcher, combine, unmatched
+from streamsql.runtime.operators.join_pairs import (
+    PairMatcher,
+    combine,
+    input_hash_keys,
+    unmatched,
+)
 from streamsql.runtime.operators.window_state import WindowState, fire_limit
+from streamsql.runtime.snapshot import OperatorSnapshot
 from streamsql.runtime.timeutil import MAX_WATERMARK, MIN_WATERMARK, to_ms
 
 #: Windows that fire together are joined in groups of about this many rows (both sides).
@@ -97,6 +108,25 @@ class WindowJoinOperator(Operator):
     def on_barrier(self, epoch: int) -> None:
         for side in self.sides:
             side.flush()
+
+    def snapshot(self) -> OperatorSnapshot:
+        snap = OperatorSnapshot(values={"seq": list(self.seq)})
+        for index, (name, side) in enumerate(zip(_SIDES, self.sides, strict=True)):
+            snap.tables[name] = side.read(None, MAX_WATERMARK)["rows"]
+            keys = input_hash_keys(self.node, index)
+            if keys:
+                snap.keys[name] = tuple(_positional(self.inputs[index], k) for k in keys)
+        return snap
+
+    def restore(self, snapshot: OperatorSnapshot, values: list[dict[str, Any]]) -> None:
+        for index, (name, side) in enumerate(zip(_SIDES, self.sides, strict=True)):
+            rows = snapshot.table(name, self.stored[index])
+            if rows is not None and rows.num_rows:
+                side.add("rows", rows)
+                side.flush()
+                self.held[index] = rows.num_rows
+            # New rows come after every restored one (of any old instance) within a window.
+            self.seq[index] = max((v["seq"][index] for v in values), default=0)
 
     def describe_state(self) -> dict[str, int]:
         return {"join_left_rows": self.held[0], "join_right_rows": self.held[1]}

@@ -85,3 +85,27 @@ class StoredRows:
         self.next_seq += batch.num_rows
         cols.update(extra)
         return pa.Table.from_pydict(cols, schema=self.schema)
+
+    def portable(self, stored: pa.Table) -> pa.Table:
+        """Stored rows as a checkpoint keeps them: without the NULL-free partition columns,
+        since the row's own partition key columns hash as the input's exchange does.
+        """
+        return stored.drop_columns(self.pk)
+
+    def restored(self, rows: pa.Table) -> pa.Table:
+        """``portable`` rows back in stored form, numbered anew after every earlier row.
+
+        Only the order of arrival numbers within a partition matters, and a partition's rows
+        come from one old instance; but rows restored from several old instances (at another
+        parallelism) come with numberings of their own that may collide across partitions,
+        so they are renumbered in the order they had.
+        """
+        rows = rows.sort_by(SEQ)
+        cols = self.partition.state_arrays(rows)
+        for name in rows.column_names:
+            cols[name] = rows.column(name)
+        cols[SEQ] = pa.array(np.arange(self.next_seq, self.next_seq + rows.num_rows))
+        self.next_seq += rows.num_rows
+        return pa.table([cols[n] for n in self.schema.names], names=self.schema.names).cast(
+            self.schema
+        )

@@ -7,11 +7,15 @@ emitted: -U/+U for a rank that changes hands (with the rank in the output), or +
 entering and leaving the top (without it). Over an append-only input only the top ``N`` rows
 of a partition are kept, since no row below them can ever rise; over an updating input every
 live row is kept, because a retraction at the top lets the next one in.
+
+A checkpoint keeps the stored rows, keyed by their partition key columns (see
+StoredRows.portable); the arrival numbers are made anew on restore.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -23,6 +27,7 @@ from streamsql.runtime.operators.base import Operator, OperatorContext
 from streamsql.runtime.operators.group_keys import GroupKeys
 from streamsql.runtime.operators.ranking import SEQ, StoredRows, rank_within, row_numbers
 from streamsql.runtime.scalars import ZERO
+from streamsql.runtime.snapshot import OperatorSnapshot
 from streamsql.state.store import quote
 
 
@@ -48,6 +53,21 @@ class TopNOperator(Operator):
 
     def describe_state(self) -> dict[str, int]:
         return {"topn_state_rows": self.ctx.state.row_count(self.table)}
+
+    def snapshot(self) -> OperatorSnapshot:
+        """The stored rows, keyed by the partition keys (a Top-N without them runs one
+        instance: not keyed).
+        """
+        rows = self.ctx.state.query(f"SELECT * FROM {quote(self.table)}")
+        snap = OperatorSnapshot({"rows": self.stored.portable(rows.cast(self.stored_schema))})
+        if self.node.partition_keys:
+            snap.keys["rows"] = tuple(self.node.partition_keys)
+        return snap
+
+    def restore(self, snapshot: OperatorSnapshot, values: list[dict[str, Any]]) -> None:
+        rows = snapshot.table("rows")
+        if rows is not None and rows.num_rows:
+            self.ctx.state.append(self.table, self.stored.restored(rows))
 
     def process_batch(self, batch: pa.RecordBatch, input_index: int) -> Iterable[pa.RecordBatch]:
         incoming = self.stored.of(batch)

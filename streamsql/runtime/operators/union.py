@@ -1,5 +1,6 @@
 """UNION ALL: every input's batches pass through unchanged (the driver keeps the
-watermark at the minimum over the inputs).
+watermark at the minimum over the inputs). It keeps no state: a checkpoint stores nothing
+for it (``snapshot`` is None).
 """
 
 from __future__ import annotations

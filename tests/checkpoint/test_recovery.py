@@ -112,6 +112,20 @@ def test_exactly_once_after_crashes(name, parallelism, data, expected, tmp_path)
     assert output(tmp_path, job).equals(expected[name])
 
 
+@pytest.mark.parametrize("name", ["tumble", "interval_join"])
+def test_exactly_once_on_the_deterministic_runtime(name, data, expected, tmp_path):
+    """The single-threaded executor takes its checkpoints between rounds, without barriers."""
+    job = JOBS[name]
+    script = job.write(tmp_path, data)
+    rng = random.Random(f"deterministic-{name}")
+    settings = {**EVERY, "execution.runtime": "deterministic"}
+    kills = run_with_crashes(
+        script, tmp_path / "state", rng, CRASHES, parallelism=2, settings=settings
+    )
+    assert kills >= 1
+    assert output(tmp_path, job).equals(expected[name])
+
+
 @pytest.mark.parametrize("name", sorted(JOBS))
 def test_restore_at_other_parallelisms(name, data, expected, tmp_path):
     """Killed at -p 1, restored at -p 3, killed again, finished at -p 2."""

@@ -14,12 +14,14 @@ that grows (or joins) fired sessions retracts their emitted rows (-U, or -D when
 session's bounds changed) and emits the merged session (+U, or +I) at once.
 
 The open sessions live in Arrow between checkpoints and are written to the operator's
-DuckDB table at every checkpoint barrier.
+DuckDB table at every checkpoint barrier. A checkpoint keeps them with the partition keys
+as the input has them (NULLs back), which the input is hashed on, and the ``fired`` mark.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -34,6 +36,7 @@ from streamsql.runtime.operators.window_agg import window_output
 from streamsql.runtime.operators.window_emit import changes, keep_limit, with_op
 from streamsql.runtime.operators.window_partials import final
 from streamsql.runtime.operators.window_state import fire_limit
+from streamsql.runtime.snapshot import OperatorSnapshot
 from streamsql.runtime.timeutil import MIN_WATERMARK, to_ms
 
 WS, WE = "ws", "we"
@@ -209,6 +212,40 @@ class SessionWindowOperator(Operator):
         assert self.open_sessions is not None
         self.ctx.state.execute(f'DELETE FROM "{self.table}"')
         self.ctx.state.append(self.table, self.open_sessions)
+
+    def snapshot(self) -> OperatorSnapshot:
+        """The open sessions (fired ones too while within their lateness) and the ``fired``
+        mark. State holds keys NULL-free (see GroupKeys), which hash unlike the input's
+        keys: the hashed keys go along decoded, as ``__hash{j}`` columns.
+        """
+        assert self.open_sessions is not None
+        hashed = self._hashed_keys()
+        table = self.open_sessions
+        if hashed:
+            decoded = self.keys.restore(table)
+            for j, i in enumerate(hashed):
+                table = table.append_column(f"__hash{j}", decoded[i])
+        keys = {"sessions": tuple(f"__hash{j}" for j in range(len(hashed)))} if hashed else {}
+        return OperatorSnapshot({"sessions": table}, keys, {"fired": self.fired})
+
+    def restore(self, snapshot: OperatorSnapshot, values: list[dict[str, Any]]) -> None:
+        """Take the open sessions back, and the largest ``fired`` mark (every old instance
+        saw the same watermarks).
+        """
+        table = snapshot.table("sessions")
+        if table is not None:
+            table = table.select(self.state_schema.names).cast(self.state_schema)
+            self.open_sessions = table
+        self.fired = max((v["fired"] for v in values), default=MIN_WATERMARK)
+
+    def _hashed_keys(self) -> list[int]:
+        """Positions (in ``node.keys``) of the keys the exchange in front of the operator
+        hashes: its ``shuffle_keys``, which choose_grouping_keys sets to the partition.
+        """
+        shuffle = self.node.shuffle_keys
+        if shuffle is None:
+            shuffle = self.node.window.partition
+        return [self.node.keys.index(k) for k in shuffle]
 
     def describe_state(self) -> dict[str, int]:
         rows = self.open_sessions.num_rows if self.open_sessions is not None else 0

@@ -16,12 +16,17 @@ keeps the others as its partials.
 With allowed lateness or early firing ('table.exec.emit.*', the node's ``emit``) the results
 are updates: windows are computed from the partials left in state, and ``WindowUpdates``
 decides when and turns them into changes.
+
+A checkpoint keeps the state tables' rows (``partials``, ``distinct{i}``, and ``emitted``
+for updates) keyed by the group keys the input is hashed on, so that they can move to
+another parallelism, and the watermark-derived marks as values (see ``snapshot``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -45,6 +50,7 @@ from streamsql.runtime.operators.window_partials import (
 from streamsql.runtime.operators.window_state import WindowState, fire_limit
 from streamsql.runtime.operators.window_updates import WindowUpdates
 from streamsql.runtime.scalars import ONE, i64
+from streamsql.runtime.snapshot import OperatorSnapshot
 from streamsql.runtime.timeutil import MIN_WATERMARK, from_ms, to_ms
 
 # Windows covering at most this many panes fire by copying each pane into its windows.
@@ -242,6 +248,38 @@ class WindowAggOperator(Operator):
         self.windows.flush()
         if self.updates is not None:
             self.updates.flush_state()
+
+    def snapshot(self) -> OperatorSnapshot:
+        """Every state table's rows, keyed by the columns holding the keys the input is
+        hashed on, and the fired-through mark of panes (windows ending by it fired, also
+        empty ones: a pane row arriving after a restore must not fire them again).
+        """
+        hashed = self._hashed_keys()
+        tables = self.windows.contents()
+        keys = {kind: tuple(self.key_cols[i] for i in hashed) for kind in tables} if hashed else {}
+        snap = OperatorSnapshot(tables, keys, {"fired_through": self.fired_through})
+        if self.updates is not None:
+            emitted = self.updates.snapshot(hashed)
+            snap.tables |= emitted.tables
+            snap.keys |= emitted.keys
+            snap.values |= emitted.values
+        return snap
+
+    def restore(self, snapshot: OperatorSnapshot, values: list[dict[str, Any]]) -> None:
+        """Put the rows back into the state tables and take the marks: every old instance
+        saw the same watermarks, so their marks agree and the largest is safe.
+        """
+        self.windows.load({k: t for k, t in snapshot.tables.items() if k != "emitted"})
+        self.fired_through = max((v["fired_through"] for v in values), default=MIN_WATERMARK)
+        if self.updates is not None:
+            self.updates.restore(snapshot, values)
+
+    def _hashed_keys(self) -> list[int]:
+        """Positions (in ``node.keys``) of the keys the exchange in front of the operator
+        hashes: its ``shuffle_keys``, which choose_grouping_keys sets to the group keys.
+        """
+        shuffle = self.node.shuffle_keys if self.node.shuffle_keys is not None else self.keys
+        return [self.keys.index(k) for k in shuffle]
 
     def describe_state(self) -> dict[str, int]:
         state = {

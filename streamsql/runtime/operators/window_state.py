@@ -4,6 +4,10 @@ into DuckDB tables, taken out when their windows fire.
 Every row stored here carries ``we``, the end of its window (epoch ms). Rows arrive in the
 buffer; the buffer moves into the operator's DuckDB tables once it holds FLUSH_ROWS rows, and
 at every checkpoint barrier. When windows fire, their rows are taken from both places.
+
+A checkpoint keeps every row held, per kind (``contents``); a restored instance puts them
+back into its DuckDB tables (``load``), where a flush at the barrier had left them, so that
+it reads them back in the same order as the instance that took the checkpoint.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from streamsql.runtime.scalars import i64
+from streamsql.runtime.snapshot import RestoreError
 from streamsql.state import StateStore
 from streamsql.state.store import quote
 
@@ -131,6 +136,29 @@ class WindowState:
             schema = self.schemas[kind]
             out[kind] = pa.concat_tables([schema.empty_table(), *(p.cast(schema) for p in parts)])
         return out
+
+    def contents(self) -> dict[str, pa.Table]:
+        """Every row held, per kind, in the kinds' schemas (for a checkpoint)."""
+        return self.read(None, _INT64_MAX)
+
+    def load(self, contents: dict[str, pa.Table]) -> None:
+        """Hold the rows of ``contents`` (from ``contents`` of earlier instances) in DuckDB:
+        their windows are pending again. Kinds it does not name stay empty.
+        """
+        unknown = set(contents) - set(self.tables)
+        if unknown:
+            raise RestoreError(
+                f"the checkpoint holds window state {sorted(unknown)} that this operator does "
+                f"not keep (it keeps {list(self.tables)})",
+                hint="restore a checkpoint of the same query",
+            )
+        for kind, rows in contents.items():
+            if rows.num_rows == 0:
+                continue
+            self.state.append(self.tables[kind], rows.cast(self.schemas[kind]))
+            ends = pc.unique(rows.column("we")).to_pylist()
+            self.stored.update(ends)
+            self.pending.update(ends)
 
     def rows(self) -> int:
         return self.buffered + sum(self.state.row_count(t) for t in self.tables.values())

@@ -1,17 +1,23 @@
 """Top-N per window: rows wait in window state; when the watermark closes a window, its
 rows are ranked per partition and the first ``N`` are emitted once (append-only).
+
+A checkpoint keeps the waiting rows, keyed by the partition keys the input is hashed on
+(stored rows hold the input's columns as they are), and the arrival counter that breaks
+ties in the ranking.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import pyarrow as pa
 
-from streamsql.plan.nodes import WindowTopN
+from streamsql.plan.nodes import WINDOW_COLUMNS, WindowTopN
 from streamsql.runtime.operators.base import Operator, OperatorContext
 from streamsql.runtime.operators.ranking import StoredRows, rank_within
 from streamsql.runtime.operators.window_state import WindowState, fire_limit
+from streamsql.runtime.snapshot import OperatorSnapshot
 from streamsql.runtime.timeutil import MIN_WATERMARK, to_ms
 
 
@@ -56,6 +62,21 @@ class WindowTopNOperator(Operator):
 
     def on_barrier(self, epoch: int) -> None:
         self.windows.flush()
+
+    def snapshot(self) -> OperatorSnapshot:
+        """The rows waiting for their windows, and the next arrival number."""
+        shuffle = self.node.shuffle_keys
+        if shuffle is None:  # as choose_grouping_keys decides: the window is left out
+            shuffle = tuple(k for k in self.node.partition_keys if k not in WINDOW_COLUMNS)
+        keys = {"rows": tuple(shuffle)} if shuffle else {}
+        return OperatorSnapshot(self.windows.contents(), keys, {"next_seq": self.stored.next_seq})
+
+    def restore(self, snapshot: OperatorSnapshot, values: list[dict[str, Any]]) -> None:
+        """Put the rows back; new rows are numbered after every old instance's (ties only
+        compare rows of one partition, which came from one instance).
+        """
+        self.windows.load(snapshot.tables)
+        self.stored.next_seq = max((v["next_seq"] for v in values), default=0)
 
     def describe_state(self) -> dict[str, int]:
         return {"window_topn_state_rows": self.windows.rows()}

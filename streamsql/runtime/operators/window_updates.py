@@ -10,11 +10,15 @@ windows within their allowed lateness. A window fires when the watermark passes 
 the lateness update it at once (-U/+U); once the watermark passes ``end - 1 + lateness``
 its state and emitted rows are dropped. With early firing, the open windows that changed
 are emitted every ``delay`` of processing time.
+
+At a checkpoint it keeps the emitted rows (keyed by the group keys, as the operator's
+input is hashed), its marks ``fired`` and ``kept`` (watermark-derived), the range of open
+windows changed since early firing and when that firing is due (see ``snapshot``).
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import pyarrow as pa
 
@@ -22,6 +26,7 @@ from streamsql.plan.emit import WindowEmit
 from streamsql.runtime.operators.base import OperatorContext
 from streamsql.runtime.operators.window_emit import EarlyFiring, changes, keep_limit
 from streamsql.runtime.operators.window_state import WindowState, fire_limit
+from streamsql.runtime.snapshot import OperatorSnapshot
 from streamsql.runtime.timeutil import MIN_WATERMARK, to_ms
 
 
@@ -122,6 +127,39 @@ class WindowUpdates:
 
     def flush_state(self) -> None:
         self.emitted.flush()
+
+    def snapshot(self, hashed: list[int]) -> OperatorSnapshot:
+        """The emitted rows of the windows that may still change, keyed by the group keys
+        at positions ``hashed`` (those the operator's input is hashed on; none: unkeyed),
+        and the marks. The early-firing clock is processing time, kept as epoch ms: after a
+        restore, a firing that fell due in between happens at the next chance.
+        """
+        table = self.emitted.contents()["emitted"]
+        keys = {"emitted": tuple(f"c{3 + i}" for i in hashed)} if hashed else {}
+        values = {
+            "fired": self.fired,
+            "kept": self.kept,
+            "open": list(self.open) if self.open is not None else None,
+            "early_due": self.early.due_at if self.early is not None else None,
+        }
+        return OperatorSnapshot({"emitted": table}, keys, values)
+
+    def restore(self, snapshot: OperatorSnapshot, values: list[dict[str, Any]]) -> None:
+        """Go on from ``snapshot``'s emitted rows and the marks of every old instance in
+        ``values``: all instances saw the same watermarks, so the marks agree (max is safe);
+        the changed open windows are the union of theirs, due at the earliest.
+        """
+        table = snapshot.table("emitted")
+        if table is not None:
+            self.emitted.load({"emitted": table})
+        self.fired = max((v["fired"] for v in values), default=MIN_WATERMARK)
+        self.kept = max((v["kept"] for v in values), default=MIN_WATERMARK)
+        opened = [v["open"] for v in values if v["open"] is not None]
+        if opened:
+            self.open = (min(o[0] for o in opened), max(o[1] for o in opened))
+        due = [v["early_due"] for v in values if v["early_due"] is not None]
+        if due and self.early is not None:
+            self.early.due_at = min(due)
 
     def describe_state(self) -> dict[str, int]:
         return {"emitted_rows": self.emitted.rows()}

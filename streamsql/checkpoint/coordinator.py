@@ -4,16 +4,18 @@ instance's part of it, recording it, and committing the sinks.
 An executor asks ``due()`` and calls ``trigger()``; the sources then inject barrier n into
 their outputs. Every instance acknowledges epoch n once it has aligned the barrier on all
 its inputs and taken its snapshot (``ack``); an instance that has closed meanwhile (its
-input ended) owes nothing. When the last one has acknowledged, the checkpoint is written to
-the store in one transaction and then the transactional sinks commit what they
-pre-committed for it (two-phase commit: a crash between the two is repaired on restore,
-which commits the handles the checkpoint holds).
+input ended) owes nothing. When the last one has acknowledged, a writer thread records the
+checkpoint in the store in one transaction and then the transactional sinks commit what
+they pre-committed for it (two-phase commit: a crash between the two is repaired on
+restore, which commits the handles the checkpoint holds). The job goes on meanwhile; the
+next checkpoint starts once this one is recorded.
 
 The coordinator is called from the executor's threads: everything here holds ``lock``.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ import pyarrow as pa
 from streamsql.checkpoint import faults
 from streamsql.checkpoint.store import CheckpointStore
 from streamsql.config import checkpoint_interval
+from streamsql.errors import ExecError, StreamSQLError
 from streamsql.runtime.snapshot import OperatorSnapshot
 
 if TYPE_CHECKING:
@@ -58,13 +61,15 @@ class CheckpointStats:
     last_bytes: int = 0
     total_duration_ms: float = 0.0
     restored_from: int | None = None
+    restored_bytes: int = 0
     restore_ms: float = 0.0
 
     def summary(self) -> str:
         parts = []
         if self.restored_from is not None:
             parts.append(
-                f"restored from checkpoint {self.restored_from} in {self.restore_ms:.0f} ms"
+                f"restored from checkpoint {self.restored_from} ({_size(self.restored_bytes)}) "
+                f"in {self.restore_ms:.0f} ms"
             )
         if self.completed:
             parts.append(
@@ -118,6 +123,10 @@ class Coordinator:
         self.next_id = store.next_id()
         self._last_time = time.monotonic()
         self._last_rows = 0
+        #: Completed checkpoints are recorded (and sinks committed) on a thread of their own.
+        self._queue: queue.Queue = queue.Queue()
+        self._writer: threading.Thread | None = None
+        self.failure: BaseException | None = None
 
     @property
     def exactly_once(self) -> bool:
@@ -230,12 +239,16 @@ class Coordinator:
         """
         if self.mode == "AT_MOST_ONCE":
             return
-        with self.lock:
-            n = self.trigger(self._last_rows, "final")
-            self.wait(n)
+        n = self.trigger(self._last_rows, "final")
+        self.wait(n)
+        self.close()
+        self.check()
 
     def abandon(self) -> None:
-        """The job stopped or failed: checkpoints in flight never complete."""
+        """The job stopped or failed: checkpoints whose parts are all in are still
+        recorded; those waiting for parts never complete.
+        """
+        self.close()
         with self.lock:
             for pending in self.pending.values():
                 pending.done.set()
@@ -244,7 +257,31 @@ class Coordinator:
     # -- completion ------------------------------------------------------------------------------
 
     def _complete(self, pending: _Pending) -> None:
-        manifest, tables, handles = self._manifest(pending)
+        """Every part is in: record the checkpoint and commit the sinks on the writer
+        thread, while the job goes on (the parts are Arrow tables and JSON: nothing the
+        operators change later). The next checkpoint starts only once this one is done.
+        """
+        work = self._manifest(pending)
+        if self._writer is None:
+            self._writer = threading.Thread(
+                target=self._write_loop, name="streamsql checkpoint writer", daemon=True
+            )
+            self._writer.start()
+        self._queue.put((pending, work))
+
+    def _write_loop(self) -> None:
+        while (item := self._queue.get()) is not None:
+            pending, (manifest, tables, handles) = item
+            try:
+                self._record(pending, manifest, tables, handles)
+            except BaseException as e:  # the executor raises it in the job's thread
+                self.failure = e
+            finally:
+                with self.lock:
+                    self.pending.pop(pending.id, None)
+                    pending.done.set()
+
+    def _record(self, pending: _Pending, manifest, tables, handles) -> None:
         faults.reached("checkpoint")
         size = self.store.write(
             pending.id,
@@ -262,12 +299,28 @@ class Coordinator:
             sink.sink.commit(pending.id, handle)
             faults.reached("sink-commit")
         duration = (time.perf_counter() - pending.began) * 1000
-        s = self.stats
-        s.completed += 1
-        s.last_id, s.last_duration_ms, s.last_bytes = pending.id, duration, size
-        s.total_duration_ms += duration
-        del self.pending[pending.id]
-        pending.done.set()
+        with self.lock:
+            s = self.stats
+            s.completed += 1
+            s.last_id, s.last_duration_ms, s.last_bytes = pending.id, duration, size
+            s.total_duration_ms += duration
+
+    def close(self) -> None:
+        """Wait for checkpoints being recorded, and end the writer thread."""
+        if self._writer is not None:
+            self._queue.put(None)
+            self._writer.join()
+            self._writer = None
+
+    def check(self) -> None:
+        """Raise the error recording a checkpoint ran into, if any (the job fails)."""
+        if self.failure is not None:
+            failure, self.failure = self.failure, None
+            if isinstance(failure, StreamSQLError):
+                raise failure
+            raise ExecError(
+                f"recording a checkpoint failed: {type(failure).__name__}: {failure}"
+            ) from failure
 
     def _manifest(self, pending: _Pending):
         operators: dict[str, dict[str, Any]] = {}

@@ -89,6 +89,7 @@ class Driver(Executor):
         coord = self.job.coordinator
         if coord is None:
             return
+        coord.check()
         asked, self.savepoint_requested = self.savepoint_requested, None
         if asked is None and not coord.due(self._rows_read()):
             return

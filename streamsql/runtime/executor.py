@@ -279,7 +279,8 @@ class Executor:
         )
         if job.coordinator is not None:
             stats = job.coordinator.stats
-            stats.restored_from = job.restore_from.info.id
+            stats.restored_from = job.restore_from.info.id or None  # 0: read positions
+            stats.restored_bytes = job.restore_from.info.state_bytes
             stats.restore_ms = (time.perf_counter() - began) * 1000
 
     def _part(self, inst: Instance, epoch: int) -> InstancePart:

@@ -69,11 +69,12 @@ def redistribute(
     if len(old) == parallelism:
         mine = old[instance]
         return mine, [mine.values] if mine is not None else []
-    out = OperatorSnapshot(keys=dict(present[0].keys))
+    all_keys = {name: keys for s in present for name, keys in s.keys.items()}
+    out = OperatorSnapshot(keys=all_keys)
     names = list(dict.fromkeys(n for s in present for n in s.tables))
     for name in names:
         parts = [s.tables[name] for s in present if name in s.tables]
-        keys = present[0].keys.get(name)
+        keys = all_keys.get(name)
         if keys is None:
             if len(old) == 1 and parallelism == 1:
                 out.tables[name] = parts[0]

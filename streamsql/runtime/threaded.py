@@ -252,6 +252,7 @@ class ThreadedDriver(Executor):
         coord = self.job.coordinator
         if coord is None:
             return
+        coord.check()
         if self._stop_after is not None and coord.wait(self._stop_after, 0):
             self.stopped = True
             return

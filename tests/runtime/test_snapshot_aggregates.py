@@ -245,7 +245,7 @@ def agg_input(seed: int, updating: bool = True, ticks: int = 0) -> list[pa.Recor
     return changelog(seed, AGG_VALUES, 40, updating, ticks)
 
 
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=5, deadline=None)
 @given(seed=st.integers(0, 10_000), cut=st.integers(0, 12), updating=st.booleans())
 def test_aggregate_restored_after_any_prefix_goes_on_exactly(seed, cut, updating):
     batches = agg_input(seed, updating)
@@ -351,7 +351,7 @@ def topn_input(seed: int, updating: bool) -> list[pa.RecordBatch]:
     return changelog(seed, TOPN_VALUES, 50, updating)
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(
     variant=st.sampled_from(list(VARIANTS)),
     updating=st.booleans(),
@@ -373,7 +373,7 @@ def test_topn_without_partition_keys_restores_unkeyed():
     assert checkpoint(op).keys == {}
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(
     variant=st.sampled_from(list(VARIANTS)),
     updating=st.booleans(),

@@ -363,9 +363,11 @@ def test_snapshot_rows_hash_to_the_instance_their_input_rows_go_to():
         for i, op in enumerate(ops):
             snap = checkpoint(op)
             assert snap.keys, name
-            for table, keys in snap.keys.items():
-                rows_ = snap.tables[table]
-                assert rows_.num_rows, (name, table)
+            # Rows may be in DuckDB or still in the write buffer: some table holds them.
+            held = [t for t in snap.keys if t in snap.tables and snap.tables[t].num_rows]
+            assert held, name
+            for table in held:
+                rows_, keys = snap.tables[table], snap.keys[table]
                 owner = instances_of(hash_keys(rows_, keys), 3, MAX_PARALLELISM)
                 assert (owner == i).all(), (name, table)
 
@@ -440,7 +442,7 @@ def test_state_without_keys_cannot_move_to_another_parallelism():
     op = opened(case, Clock())
     feed(op, rows([(1_000, "a", "x", 1, True)]))
     snap = checkpoint(op)
-    assert snap.keys == {} and snap.tables["partials"].num_rows == 1
+    assert snap.keys == {} and snap.tables["partials/buffered"].num_rows == 1
     with pytest.raises(RestoreError, match="parallelism 2"):
         rescaled([snap], 2)
     restored(case.make, snap)  # the same parallelism is fine

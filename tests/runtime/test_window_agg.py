@@ -144,5 +144,5 @@ def test_state_lives_in_duckdb_tables_per_instance():
     table = op.windows.tables["partials"]
     assert table.endswith("_i3")
     feed(op, rows((0, "a", 1, True)))
-    op.on_barrier(1)  # a checkpoint moves the buffer into the table
+    op.windows.flush()  # the buffer moves into the table (at FLUSH_ROWS rows)
     assert ctx.state.row_count(table) == 1

@@ -245,7 +245,7 @@ class WindowAggOperator(Operator):
         return self._merge(self.windows.take(limit))
 
     def on_barrier(self, epoch: int) -> None:
-        self.windows.flush()
+        # The snapshot takes the write buffer as it is: no need to move it into DuckDB.
         if self.updates is not None:
             self.updates.flush_state()
 

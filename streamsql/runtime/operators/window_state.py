@@ -2,12 +2,13 @@
 into DuckDB tables, taken out when their windows fire.
 
 Every row stored here carries ``we``, the end of its window (epoch ms). Rows arrive in the
-buffer; the buffer moves into the operator's DuckDB tables once it holds FLUSH_ROWS rows, and
-at every checkpoint barrier. When windows fire, their rows are taken from both places.
+buffer; the buffer moves into the operator's DuckDB tables once it holds FLUSH_ROWS rows (and
+when an operator flushes it). When windows fire, their rows are taken from both places.
 
-A checkpoint keeps every row held, per kind (``contents``); a restored instance puts them
-back into its DuckDB tables (``load``), where a flush at the barrier had left them, so that
-it reads them back in the same order as the instance that took the checkpoint.
+A checkpoint keeps every row held, per kind (``contents``): those in DuckDB and those in
+the write buffer apart, so that it need not move the buffer into DuckDB; a restored
+instance puts each back where it was (``load``), so that it reads them in the same order
+as the instance that took the checkpoint.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from streamsql.state.store import quote
 
 #: Buffered rows before they are written to DuckDB (amortises per-call cost).
 FLUSH_ROWS = 262_144
+#: Suffix of a checkpoint's table of rows that were still in the write buffer.
+BUFFERED = "/buffered"
 _INT64_MAX = 2**63 - 1
 
 
@@ -138,14 +141,27 @@ class WindowState:
         return out
 
     def contents(self) -> dict[str, pa.Table]:
-        """Every row held, per kind, in the kinds' schemas (for a checkpoint)."""
-        return self.read(None, _INT64_MAX)
+        """Every row held, per kind, in the kinds' schemas (for a checkpoint): the rows in
+        DuckDB under the kind's name, and those still in the write buffer (if any) under
+        ``kind + BUFFERED``, so that a checkpoint need not move the buffer into DuckDB.
+        """
+        out = {}
+        for kind, schema in self.schemas.items():
+            if self.stored:
+                table = quote(self.tables[kind])
+                out[kind] = self.state.query(f"SELECT * FROM {table}").cast(schema)
+            else:
+                out[kind] = schema.empty_table()
+            chunks = self.buffer[kind]
+            if chunks:
+                out[kind + BUFFERED] = pa.concat_tables([c.rows.cast(schema) for c in chunks])
+        return out
 
     def load(self, contents: dict[str, pa.Table]) -> None:
         """Hold the rows of ``contents`` (from ``contents`` of earlier instances) in DuckDB:
         their windows are pending again. Kinds it does not name stay empty.
         """
-        unknown = set(contents) - set(self.tables)
+        unknown = {k.removesuffix(BUFFERED) for k in contents} - set(self.tables)
         if unknown:
             raise RestoreError(
                 f"the checkpoint holds window state {sorted(unknown)} that this operator does "
@@ -154,6 +170,11 @@ class WindowState:
             )
         for kind, rows in contents.items():
             if rows.num_rows == 0:
+                continue
+            if kind.endswith(BUFFERED):  # back into the buffer: read in the same order
+                self.add(
+                    kind.removesuffix(BUFFERED), rows.cast(self.schemas[kind[: -len(BUFFERED)]])
+                )
                 continue
             self.state.append(self.tables[kind], rows.cast(self.schemas[kind]))
             ends = pc.unique(rows.column("we")).to_pylist()

@@ -23,7 +23,7 @@ from tests.connectors.util import fs_table, read_batches, source, table
 
 SCHEMA = pa.schema([("id", pa.int64()), ("name", pa.string())])
 SETTINGS = settings(
-    max_examples=25,
+    max_examples=12,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )

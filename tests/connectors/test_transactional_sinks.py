@@ -458,7 +458,7 @@ def test_without_exactly_once_batches_are_applied_at_once(tmp_path: Path) -> Non
 
 
 @settings(
-    max_examples=30,
+    max_examples=15,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

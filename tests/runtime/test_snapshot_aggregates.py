@@ -285,7 +285,7 @@ def test_aggregate_snapshot_keeps_every_state_table():
     assert set(snap.keys.values()) == {("__key0", "__key1"), ("k", "j")}
 
 
-@settings(max_examples=5, deadline=None)
+@settings(max_examples=3, deadline=None)
 @given(seed=st.integers(0, 10_000), cut=st.integers(0, 12))
 def test_aggregate_restored_at_another_parallelism(seed, cut):
     rescale_check(aggregate(), agg_input(seed), cut, ("k", "j"), **NO_MINI_BATCH)
@@ -306,7 +306,7 @@ def test_state_ttl_clocks_survive_the_checkpoint(monkeypatch, sweep_s):
     whole = opened_with(make, clock, **config)
     fed(whole, batches, clock)
     assert whole.ctx.metrics.extra["state_expired_keys"] > 0  # the TTL does matter here
-    for cut in (2, 6, 9):
+    for cut in (3, 9):
         expected, got = interrupted(make, batches, cut, clock=[1_000_000], **config)
         assert got == expected, cut
 
@@ -351,7 +351,7 @@ def topn_input(seed: int, updating: bool) -> list[pa.RecordBatch]:
     return changelog(seed, TOPN_VALUES, 50, updating)
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=6, deadline=None)
 @given(
     variant=st.sampled_from(list(VARIANTS)),
     updating=st.booleans(),
@@ -373,7 +373,7 @@ def test_topn_without_partition_keys_restores_unkeyed():
     assert checkpoint(op).keys == {}
 
 
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=5, deadline=None)
 @given(
     variant=st.sampled_from(list(VARIANTS)),
     updating=st.booleans(),

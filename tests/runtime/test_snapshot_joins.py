@@ -52,7 +52,7 @@ from tests.runtime.test_join_lookup import dim, lookup, rows
 
 TS = pa.timestamp("ms")
 OPS = {v: k for k, v in KINDS.items()}
-PROPERTY = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 class ChangingInput(Input):

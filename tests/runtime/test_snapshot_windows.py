@@ -329,7 +329,7 @@ RESCALED = [n for n in CASES if "early" not in n and n not in ("hop_pane_grid", 
 
 
 @pytest.mark.parametrize("name", RESCALED)
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=5, deadline=None)
 @given(events=streams(ticks=False), data=st.data())
 def test_state_restored_on_three_instances_from_two_gives_the_one_instance_answer(
     name, events, data
@@ -420,7 +420,7 @@ def test_updating_windows_keep_what_they_emitted_and_their_early_firing():
     assert late == [("a", 1, UPDATE_BEFORE), ("a", 2, UPDATE_AFTER)]
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(events=streams(ticks=False), data=st.data())
 def test_partials_move_between_the_one_phase_and_the_global_phase(events, data):
     """At parallelism 1 the aggregate runs in one phase, at more it may run in two (with the

@@ -304,11 +304,18 @@ def _select(session: Session, stmt: ast.Query, out: Console, summarize) -> Outpu
 @click.option("-p", "--parallelism", type=click.IntRange(1, 1024))
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE")
 @click.option("-v", "--verbose", is_flag=True, help="also show the plan after each rule")
-def explain(file: str, parallelism: int | None, sets: tuple[str, ...], verbose: bool) -> None:
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False),
+    help="as 'run' would be given it: the delivery guarantees then count with checkpoints",
+)
+def explain(
+    file: str, parallelism: int | None, sets: tuple[str, ...], verbose: bool, state_dir: str | None
+) -> None:
     """Print the optimized logical plan and the physical plan of the script FILE."""
     script = _read(file)
     try:
-        session = _session(parallelism, sets, None)
+        session = _session(parallelism, sets, state_dir)
         inserts: list[ast.Insert] = []
         queries: list[ast.Query] = []
         for stmt in parse_script(script):

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from streamsql import duck
+from streamsql.checkpoint.store import FILE_NAME
 from tests.checkpoint.recovery import bids, run
 
 SCRIPT = """
@@ -102,6 +104,34 @@ def test_explain_states_the_guarantee(tmp_path):
     job = script(tmp_path)
     without = cli("explain", str(job)).stdout
     assert "guarantee: none after a crash (no checkpoints)" in without
+    state = str(tmp_path / "state")
+    exact = cli("explain", str(job), "--state-dir", state).stdout
+    assert "delivery: exactly-once (files published at checkpoints)" in exact
+    assert "guarantee: exactly-once end to end (checkpoints EXACTLY_ONCE every 2,000 rows)" in exact
+    loose = cli("explain", str(job), "--state-dir", state, "--set",
+                "execution.checkpointing.mode=AT_LEAST_ONCE").stdout  # fmt: skip
+    assert "guarantee: at-least-once end to end" in loose
+    printed = tmp_path / "print.sql"
+    printed.write_text(
+        job.read_text().replace(
+            "'filesystem', 'path' = '" + str(tmp_path / "out") + "', 'format' = 'csv'", "'print'"
+        )
+    )
+    weakest = cli("explain", str(printed), "--state-dir", state).stdout
+    assert "delivery: at-least-once (print does not commit with checkpoints" in weakest
+    assert "guarantee: at-least-once end to end" in weakest
+
+
+def test_a_damaged_checkpoint_is_reported_not_restored(tmp_path):
+    job, state = script(tmp_path), tmp_path / "state"
+    assert run(job, state, crash_at="checkpoint:3").returncode == -9
+    con = duck.connect(str(state / FILE_NAME))
+    duck.run(con, "UPDATE streamsql_state SET data = data || '\\x00'::BLOB")
+    con.close()
+    proc = run(job, state)
+    assert proc.returncode == 1
+    assert "is damaged" in proc.stderr and "Traceback" not in proc.stderr
+    assert "--from-checkpoint" in proc.stderr  # the way out: an older one
 
 
 def test_savepoints_while_running_and_on_the_way_out(tmp_path):

@@ -5,7 +5,7 @@ and with one every 100,000 rows; and the time to restore after a crash.
 
 Each run is ``streamsql run`` with a fresh ``--state-dir``. The restore time is what the
 restarted job reports ("restored from checkpoint N in X ms") after a run killed (SIGKILL)
-at its 10th checkpoint of the 100,000-row interval.
+at its 3rd checkpoint of the 100,000-row interval.
 """
 
 from __future__ import annotations
@@ -34,16 +34,16 @@ def timed(script: str, state: str | None, interval: str | None, p: int) -> float
 
 
 def restore_ms(script: str, p: int) -> tuple[float, str]:
-    """Kill a run at its 10th checkpoint, restart it; the restart's restore time."""
+    """Kill a run at its 3rd checkpoint, restart it; the restart's restore time."""
     path = DATA / "bench-checkpoint.sql"
     path.write_text(script)
     with tempfile.TemporaryDirectory() as state:
         cmd = [sys.executable, "-m", "streamsql.cli", "run", str(path), "-p", str(p)]
         cmd += ["--state-dir", state, "--set", "execution.checkpointing.interval=100000 rows"]
-        env = {**os.environ, "STREAMSQL_CRASH_AT": "checkpoint:10"}
+        env = {**os.environ, "STREAMSQL_CRASH_AT": "checkpoint:3"}
         first = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if first.returncode != -9:
-            raise SystemExit(f"the run was not killed at its 10th checkpoint:\n{first.stderr}")
+            raise SystemExit(f"the run was not killed at its 3rd checkpoint:\n{first.stderr}")
         again = subprocess.run(cmd, capture_output=True, text=True)
         found = re.search(
             r"restored from checkpoint (\d+) \(([^)]+)\) in ([0-9.]+) ms", again.stderr

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ class Checkpoint:
     manifest: dict[str, Any]
     #: (operator id, instance, table name) -> the table.
     tables: dict[tuple[str, int, str], pa.Table]
+    read_ms: float = 0.0  # reading and verifying it
 
 
 class CheckpointStore:
@@ -72,7 +74,7 @@ class CheckpointStore:
         os.makedirs(self.directory, exist_ok=True)
         self.path = os.path.join(self.directory, FILE_NAME)
         try:
-            self.con = duck.connect(self.path)
+            self.con = duck.connect(self.path, threads=1)
             self._init()
         except duck.DuckDBError as e:
             if "lock" in str(e).lower():
@@ -219,6 +221,7 @@ class CheckpointStore:
         return found[-1] if found else None
 
     def read(self, checkpoint_id: int) -> Checkpoint:
+        began = time.perf_counter()
         rows = duck.run(
             self.con,
             f"SELECT {_COLUMNS}, manifest, checksum FROM streamsql_checkpoints WHERE id = ?",
@@ -250,7 +253,8 @@ class CheckpointStore:
                 hint="restore an older checkpoint with --from-checkpoint, or start without state",
             )
         tables = {(op, inst, name): _table(data) for op, inst, name, data, _ in blobs}
-        return Checkpoint(info, json.loads(text), tables)
+        read_ms = (time.perf_counter() - began) * 1000
+        return Checkpoint(info, json.loads(text), tables, read_ms)
 
     # -- at most once: where sources have read to ------------------------------------------------
 

@@ -43,6 +43,11 @@ def run(con: Connection, sql: str, params: list[Any] | None = None) -> list[tupl
         return []
 
 
+def run_many(con: Connection, sql: str, rows: list[tuple]) -> None:
+    """Run a statement once per parameter row (one prepared statement)."""
+    con.executemany(sql, rows)
+
+
 def query_arrow(con: Connection, sql: str, **tables: pa.Table | pa.RecordBatch) -> pa.Table:
     """Run a query over Arrow inputs (bound to the given names) and return an Arrow table.
 

@@ -73,8 +73,11 @@ class CheckpointStore:
         self.directory = os.fspath(directory)
         os.makedirs(self.directory, exist_ok=True)
         self.path = os.path.join(self.directory, FILE_NAME)
+        self._ids: dict[str, list[int]] = {}
         try:
             self.con = duck.connect(self.path, threads=1)
+            # A checkpoint of the file folds the log into it: not after every few checkpoints.
+            duck.run(self.con, "SET checkpoint_threshold = '64MB'")
             self._init()
         except duck.DuckDBError as e:
             if "lock" in str(e).lower():
@@ -137,6 +140,20 @@ class CheckpointStore:
 
     # -- writing -------------------------------------------------------------------------------
 
+    def _retained(self, job: str) -> list[int]:
+        """The ids of ``job``'s checkpoints that retention may drop (not savepoints), oldest
+        first; read once, then kept up to date by ``write``.
+        """
+        if job not in self._ids:
+            rows = duck.run(
+                self.con,
+                "SELECT id FROM streamsql_checkpoints WHERE kind <> 'savepoint' AND job = ? "
+                "ORDER BY id",
+                [job],
+            )
+            self._ids[job] = [r[0] for r in rows]
+        return self._ids[job]
+
     def next_id(self) -> int:
         (top,) = duck.run(self.con, "SELECT coalesce(max(id), 0) FROM streamsql_checkpoints")[0]
         return int(top) + 1
@@ -166,7 +183,9 @@ class CheckpointStore:
         checksum = _sha(text.encode() + "".join(b[5] for b in blobs).encode())
         with duck.transaction(self.con):
             if blobs:
-                self.con.executemany("INSERT INTO streamsql_state VALUES (?, ?, ?, ?, ?, ?)", blobs)
+                duck.run_many(
+                    self.con, "INSERT INTO streamsql_state VALUES (?, ?, ?, ?, ?, ?)", blobs
+                )
             duck.run(
                 self.con,
                 "INSERT INTO streamsql_checkpoints VALUES "
@@ -184,22 +203,18 @@ class CheckpointStore:
                     checksum,
                 ],
             )
-            keep = duck.run(
-                self.con,
-                "SELECT id FROM streamsql_checkpoints WHERE kind <> 'savepoint' AND job = ? "
-                "ORDER BY id DESC LIMIT ?",
-                [job, retain],
-            )
-            kept = [k for (k,) in keep] or [checkpoint_id]
-            marks = ", ".join("?" * len(kept))
-            gone = f"kind <> 'savepoint' AND job = ? AND id NOT IN ({marks})"
-            duck.run(
-                self.con,
-                f"DELETE FROM streamsql_state WHERE checkpoint IN "
-                f"(SELECT id FROM streamsql_checkpoints WHERE {gone})",
-                [job, *kept],
-            )
-            duck.run(self.con, f"DELETE FROM streamsql_checkpoints WHERE {gone}", [job, *kept])
+            if kind != "savepoint":
+                ids = self._retained(job)
+                ids.append(checkpoint_id)
+                gone, ids[:] = ids[:-retain], ids[-retain:]
+                if gone:
+                    marks = ", ".join("?" * len(gone))
+                    duck.run(
+                        self.con, f"DELETE FROM streamsql_state WHERE checkpoint IN ({marks})", gone
+                    )
+                    duck.run(
+                        self.con, f"DELETE FROM streamsql_checkpoints WHERE id IN ({marks})", gone
+                    )
         with open(os.path.join(self.directory, LOG_NAME), "a", encoding="utf-8") as log:
             log.write(f"{checkpoint_id} {kind} {job}\n")
         return size

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
 
-from bench.common import best_of, bids_file, run_cli
-from streamsql import duck
+from bench.common import bids_file, duckdb_seconds, run_cli
 
 QUERY = """
 CREATE TABLE bids (
@@ -45,17 +43,6 @@ FROM read_parquet('{path}') GROUP BY ALL
 """
 
 
-def duckdb_seconds(path: str) -> float:
-    con = duck.connect()
-
-    def once() -> float:
-        began = time.perf_counter()
-        duck.run(con, f"CREATE OR REPLACE TEMP TABLE r AS {DUCKDB.format(path=path)}")
-        return time.perf_counter() - began
-
-    return best_of(3, once)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=5_000_000)
@@ -76,7 +63,7 @@ def main() -> None:
     runs = [run_cli(QUERY.format(path=path, scan=scan), *extra) for _ in range(args.repeat)]
     wall = min(r[0] for r in runs)
     job = min(r[1] for r in runs)
-    theirs = duckdb_seconds(str(path))
+    theirs = duckdb_seconds(DUCKDB.format(path=path))
     rows = args.rows
     runtime = args.runtime or "default runtime"
     print(

@@ -334,11 +334,8 @@ class Coordinator:
             p, i = inst.task.parallelism, str(inst.index)
             task = tasks.setdefault(head, {"parallelism": p, "instances": {}})
             part = pending.parts.get(id(inst))
-            for node in inst.task.nodes:
-                entry = operators.setdefault(
-                    self.ids[id(node)], {"parallelism": p, "instances": {}}
-                )
-                del entry  # every operator is listed, also those of closed instances
+            for node in inst.task.nodes:  # every operator is listed, closed ones too
+                operators.setdefault(self.ids[id(node)], {"parallelism": p, "instances": {}})
             if inst.reader is not None:
                 src = sources.setdefault(
                     head,

@@ -256,7 +256,8 @@ class CheckpointStore:
             "WHERE checkpoint = ? ORDER BY operator, instance, name",
             [checkpoint_id],
         )
-        whole = _sha(text.encode() + "".join(b[4] for b in sorted(blobs, key=_order)).encode())
+        # In the order ``write`` hashed them: by operator, instance and name.
+        whole = _sha(text.encode() + "".join(b[4] for b in blobs).encode())
         damaged = [
             f"{op} #{inst} {name}" for op, inst, name, data, sha in blobs if _sha(data) != sha
         ]
@@ -313,13 +314,6 @@ def opened(directory: str | os.PathLike[str]) -> Iterator[CheckpointStore]:
 
 
 _COLUMNS = "id, kind, job, fingerprint, mode, completed_at, duration_ms, state_bytes, state_rows"
-
-
-def _order(blob: tuple) -> tuple:
-    """Blobs in the order ``write`` hashed them: as the tables were given (by operator,
-    instance, name when read back).
-    """
-    return blob[0], blob[1], blob[2]
 
 
 def _sha(data: bytes) -> str:

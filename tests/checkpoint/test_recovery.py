@@ -15,6 +15,7 @@ import random
 from collections import Counter
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from tests.checkpoint.recovery import Job, bids, output, run, run_with_crashes
@@ -100,59 +101,58 @@ def expected(data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     return out
 
 
+def crashed_and_finished(
+    name: str, data: Path, tmp_path: Path, seed: str, crashes: int = CRASHES, **options
+) -> pa.Table:
+    """Job ``name``'s visible output after runs killed ``crashes`` times (at least once) and
+    a last run to the end; ``options`` go to ``run_with_crashes``.
+    """
+    job = JOBS[name]
+    script = job.write(tmp_path, data)
+    rng = random.Random(seed)
+    kills = run_with_crashes(script, tmp_path / "state", rng, crashes, **options)
+    assert kills >= 1, "no run was killed: the crash points were never reached"
+    return output(tmp_path, job)
+
+
 @pytest.mark.parametrize("name", sorted(JOBS))
 @pytest.mark.parametrize("parallelism", [pytest.param(1, marks=SOAK), 2])
 def test_exactly_once_after_crashes(name, parallelism, data, expected, tmp_path):
-    job = JOBS[name]
-    script = job.write(tmp_path, data)
-    rng = random.Random(f"{name}-{parallelism}")
-    kills = run_with_crashes(
-        script, tmp_path / "state", rng, CRASHES, parallelism=parallelism, settings=EVERY
+    got = crashed_and_finished(
+        name, data, tmp_path, f"{name}-{parallelism}", parallelism=parallelism, settings=EVERY
     )
-    assert kills >= 1, "no run was killed: the crash points were never reached"
-    assert output(tmp_path, job).equals(expected[name])
+    assert got.equals(expected[name])
 
 
 @pytest.mark.parametrize("name", [pytest.param("tumble", marks=SOAK), "interval_join"])
 def test_exactly_once_on_the_deterministic_runtime(name, data, expected, tmp_path):
     """The single-threaded executor takes its checkpoints between rounds, without barriers."""
-    job = JOBS[name]
-    script = job.write(tmp_path, data)
-    rng = random.Random(f"deterministic-{name}")
     settings = {**EVERY, "execution.runtime": "deterministic"}
-    kills = run_with_crashes(
-        script, tmp_path / "state", rng, CRASHES, parallelism=2, settings=settings
+    got = crashed_and_finished(
+        name, data, tmp_path, f"deterministic-{name}", parallelism=2, settings=settings
     )
-    assert kills >= 1
-    assert output(tmp_path, job).equals(expected[name])
+    assert got.equals(expected[name])
 
 
 @pytest.mark.parametrize("name", sorted(JOBS))
 def test_restore_at_other_parallelisms(name, data, expected, tmp_path):
     """Killed at -p 1, restored at -p 3, killed again, finished at -p 2."""
-    job = JOBS[name]
-    script = job.write(tmp_path, data)
-    rng = random.Random(f"rescale-{name}")
-    kills = run_with_crashes(
-        script, tmp_path / "state", rng, 2, points=("batch",), parallelism=[1, 3, 2], settings=EVERY
-    )
-    assert kills >= 1
-    assert output(tmp_path, job).equals(expected[name])
+    got = crashed_and_finished(
+        name, data, tmp_path, f"rescale-{name}", 2,
+        points=("batch",), parallelism=[1, 3, 2], settings=EVERY,
+    )  # fmt: skip
+    assert got.equals(expected[name])
 
 
 @pytest.mark.parametrize("name", [pytest.param("tumble", marks=SOAK), "group_by"])
 def test_at_least_once_loses_nothing(name, data, expected, tmp_path):
-    job = JOBS[name]
-    script = job.write(tmp_path, data)
-    rng = random.Random(f"alo-{name}")
     settings = {**EVERY, "execution.checkpointing.mode": "AT_LEAST_ONCE"}
     # Sinks do not commit with checkpoints in this mode: no 'sink-commit' point.
     points = ("batch", "checkpoint", "commit")
-    kills = run_with_crashes(
-        script, tmp_path / "state", rng, CRASHES, points=points, settings=settings
+    table = crashed_and_finished(
+        name, data, tmp_path, f"alo-{name}", points=points, settings=settings
     )
-    assert kills >= 1
-    got = Counter(map(tuple, _rows(output(tmp_path, job))))
+    got = Counter(map(tuple, _rows(table)))
     want = Counter(map(tuple, _rows(expected[name])))
     assert not want - got, "rows of the uninterrupted run are missing"
 

@@ -1,12 +1,14 @@
-"""Completed checkpoints in a state directory: a DuckDB database, ``checkpoints.duckdb``.
+"""Completed checkpoints in a state directory: a DuckDB database, ``checkpoints.duckdb``,
+and the operators' state tables as Arrow IPC files under ``state/<checkpoint id>/``.
 
 A checkpoint is one row of ``streamsql_checkpoints`` (its id, kind, the query's
 fingerprint, and a JSON manifest: every source instance's position, every sink instance's
 pre-committed handle, every operator instance's values and watermark) and the rows of
-``streamsql_state`` that hold the operators' state tables as Arrow IPC streams. Both are
-written in one transaction, so a checkpoint is either complete or absent; each blob and
-the manifest carry a SHA-256 checksum, so a damaged one is reported, never misread. The
-database's format version is checked before anything is read.
+``streamsql_state`` that name its state files. The files are written and synced first;
+the rows are then written in one transaction, which is what completes the checkpoint, so a
+checkpoint is either complete or absent (files no row names are removed when the store is
+opened). Each file and the manifest carry a SHA-256 checksum, so a damaged one is reported,
+never misread. The database's format version is checked before anything is read.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,8 +31,10 @@ from streamsql import duck
 from streamsql.errors import StreamSQLError
 
 #: The layout this code writes and reads; another one is refused.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 FILE_NAME = "checkpoints.duckdb"
+#: The folder of the state files: ``state/<checkpoint id>/<n>.arrow``.
+STATE_DIR = "state"
 #: One line per completed checkpoint ("id kind job"), readable while a job holds the store.
 LOG_NAME = "checkpoints.log"
 
@@ -129,7 +134,7 @@ class CheckpointStore:
         run(
             self.con,
             "CREATE TABLE IF NOT EXISTS streamsql_state (checkpoint BIGINT, operator VARCHAR, "
-            "instance INTEGER, name VARCHAR, data BLOB, checksum VARCHAR)",
+            "instance INTEGER, name VARCHAR, file VARCHAR, bytes BIGINT, checksum VARCHAR)",
         )
         run(
             self.con,
@@ -137,6 +142,19 @@ class CheckpointStore:
             "instance INTEGER, parallelism INTEGER, position VARCHAR, "
             "PRIMARY KEY (job, source, instance))",
         )
+        self._remove_orphans()
+
+    def _remove_orphans(self) -> None:
+        """Remove state files of checkpoints that never completed (the job died while
+        writing them): no row of ``streamsql_checkpoints`` names them.
+        """
+        root = os.path.join(self.directory, STATE_DIR)
+        if not os.path.isdir(root):
+            return
+        known = {str(r[0]) for r in duck.run(self.con, "SELECT id FROM streamsql_checkpoints")}
+        for name in os.listdir(root):
+            if name not in known:
+                shutil.rmtree(os.path.join(root, name), ignore_errors=True)
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -173,18 +191,25 @@ class CheckpointStore:
         """Record a completed checkpoint in one transaction and drop the job's ones beyond
         the ``retain`` latest (savepoints stay). Returns the bytes of state written.
         """
-        rows, blobs = 0, []
-        for (op, inst, name), table in sorted(tables.items(), key=lambda kv: kv[0]):
+        folder = self._folder(checkpoint_id)
+        shutil.rmtree(folder, ignore_errors=True)  # left by a run that died writing it
+        os.makedirs(folder)
+        rows, files = 0, []
+        for n, ((op, inst, name), table) in enumerate(sorted(tables.items(), key=lambda kv: kv[0])):
             data = _ipc(table)
-            blobs.append((checkpoint_id, op, inst, name, data, _sha(data)))
+            file = f"{n}.arrow"
+            _write_synced(os.path.join(folder, file), data)
+            files.append((checkpoint_id, op, inst, name, file, data.size, _sha(data)))
             rows += table.num_rows
-        size = sum(len(b[4]) for b in blobs)
+        _sync_dir(folder)
+        size = sum(f[5] for f in files)
         text = json.dumps(manifest, sort_keys=True)
-        checksum = _sha(text.encode() + "".join(b[5] for b in blobs).encode())
+        checksum = _sha(text.encode() + "".join(f[6] for f in files).encode())
+        gone: list[int] = []
         with duck.transaction(self.con):
-            if blobs:
+            if files:
                 duck.run_many(
-                    self.con, "INSERT INTO streamsql_state VALUES (?, ?, ?, ?, ?, ?)", blobs
+                    self.con, "INSERT INTO streamsql_state VALUES (?, ?, ?, ?, ?, ?, ?)", files
                 )
             duck.run(
                 self.con,
@@ -215,9 +240,14 @@ class CheckpointStore:
                     duck.run(
                         self.con, f"DELETE FROM streamsql_checkpoints WHERE id IN ({marks})", gone
                     )
+        for old in gone:
+            shutil.rmtree(self._folder(old), ignore_errors=True)
         with open(os.path.join(self.directory, LOG_NAME), "a", encoding="utf-8") as log:
             log.write(f"{checkpoint_id} {kind} {job}\n")
         return size
+
+    def _folder(self, checkpoint_id: int) -> str:
+        return os.path.join(self.directory, STATE_DIR, str(checkpoint_id))
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -250,16 +280,22 @@ class CheckpointStore:
             )
         *head, text, checksum = rows[0]
         info = CheckpointInfo(*head)
-        blobs = duck.run(
+        rows = duck.run(
             self.con,
-            "SELECT operator, instance, name, data, checksum FROM streamsql_state "
+            "SELECT operator, instance, name, file, checksum FROM streamsql_state "
             "WHERE checkpoint = ? ORDER BY operator, instance, name",
             [checkpoint_id],
         )
+        folder = self._folder(checkpoint_id)
+        blobs = [
+            (op, inst, name, _read(os.path.join(folder, f)), sha) for op, inst, name, f, sha in rows
+        ]
         # In the order ``write`` hashed them: by operator, instance and name.
         whole = _sha(text.encode() + "".join(b[4] for b in blobs).encode())
         damaged = [
-            f"{op} #{inst} {name}" for op, inst, name, data, sha in blobs if _sha(data) != sha
+            f"{op} #{inst} {name}"
+            for op, inst, name, data, sha in blobs
+            if data is None or _sha(data) != sha
         ]
         if damaged or whole != checksum:
             what = "state of " + ", ".join(damaged) if damaged else "its manifest"
@@ -302,6 +338,7 @@ class CheckpointStore:
         with duck.transaction(self.con):
             duck.run(self.con, "DELETE FROM streamsql_state WHERE checkpoint = ?", [checkpoint_id])
             duck.run(self.con, "DELETE FROM streamsql_checkpoints WHERE id = ?", [checkpoint_id])
+        shutil.rmtree(self._folder(checkpoint_id), ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -316,15 +353,45 @@ def opened(directory: str | os.PathLike[str]) -> Iterator[CheckpointStore]:
 _COLUMNS = "id, kind, job, fingerprint, mode, completed_at, duration_ms, state_bytes, state_rows"
 
 
-def _sha(data: bytes) -> str:
+def _sha(data: bytes | pa.Buffer) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _ipc(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
+def _ipc(table: pa.Table) -> pa.Buffer:
+    """The table as an Arrow IPC stream, written once into a buffer of the right size."""
+    size = pa.MockOutputStream()
+    with pa.ipc.new_stream(size, table.schema) as writer:
         writer.write_table(table)
-    return sink.getvalue().to_pybytes()
+    buf = pa.allocate_buffer(size.size())
+    with pa.ipc.new_stream(pa.FixedSizeBufferWriter(buf), table.schema) as writer:
+        writer.write_table(table)
+    return buf
+
+
+def _write_synced(path: str, data: pa.Buffer) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _sync_dir(path: str) -> None:
+    """Make the files' names in ``path`` durable (where the platform allows it)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _read(path: str) -> bytes | None:
+    """A state file's bytes, or None when it is missing."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
 
 
 def _table(data: bytes) -> pa.Table:

@@ -58,8 +58,11 @@ class FileSource(Source):
     csv/json, row number for parquet.
 
     With more instances than files, parquet files are shared: the instances that file i
-    goes to (those with index mod the number of files equal to i) each read a contiguous
-    range of its rows, so that a single large file is read in parallel.
+    goes to (those with index mod the number of files equal to i) read it in parallel. The
+    file is cut into blocks of whole row groups, each at least a batch per sharer, and each
+    block into one stripe per sharer: an instance reads its stripe of every block. So the
+    instances move through the file (and its event time) side by side, rather than one
+    starting at the middle, and downstream operators hold less state for the one behind.
     """
 
     bounded = True
@@ -72,7 +75,9 @@ class FileSource(Source):
         self.reader = READERS[fmt]
         self.fmt = fmt
         self.instance, self.parallelism = instance, parallelism
-        self._rows: tuple[int, int] | None = None  # the range of rows read of a shared file
+        #: The stripes [first, end) of a shared file this instance reads, and the current one.
+        self._stripes: list[tuple[int, int]] | None = None
+        self._stripe: tuple[int, int] | None = None
         self.files: list[str] | None = None
         self._file = 0  # index into self.files of the file being read
         self._inner: dict[str, int] = {}  # where in that file the next read starts
@@ -102,16 +107,21 @@ class FileSource(Source):
             if self._file >= len(self.files) and not self._more():
                 return self._idle()
             if self._chunks is None:
-                self._rows = self._shared_rows(self._file)
-                if self._rows is not None and "row" not in self._inner:
-                    self._inner = {"row": self._rows[0]}
+                self._stripes = self._shared_stripes(self._file)
+                self._stripe = self._enter_stripe()
+                if self._stripes is not None and self._stripe is None:
+                    self._file, self._inner = self._next_mine(self._file + 1), {}
+                    continue  # no stripe left in this file
                 self._chunks = self.reader(self.files[self._file], self.spec, self._inner)
             nxt = self._clip(next(self._chunks, None))
-            if nxt is None:
-                self._drop_reader()
-                self._file, self._inner = self._next_mine(self._file + 1), {}
-            else:
+            if nxt is not None:
                 self._chunk, self._taken = nxt, 0
+                continue
+            self._drop_reader()
+            if self._stripe is not None:
+                self._inner = {"row": self._stripe[1]}  # on to the next stripe, if any
+            else:
+                self._file, self._inner = self._next_mine(self._file + 1), {}
 
     def position(self) -> dict[str, Any]:
         self.open()
@@ -175,22 +185,49 @@ class FileSource(Source):
         assert self.files is not None
         return self.bounded and self.fmt == "parquet" and 0 < len(self.files) < self.parallelism
 
-    def _shared_rows(self, index: int) -> tuple[int, int] | None:
-        """This instance's range [first, end) of the rows of a shared file, or None."""
+    def _shared_stripes(self, index: int) -> list[tuple[int, int]] | None:
+        """This instance's stripes [first, end) of the rows of a shared file, or None."""
         assert self.files is not None
         if not self._shares():
             return None
         n = len(self.files)
         sharers = len(range(index, self.parallelism, n))
         share = self.instance // n
-        total = pq.ParquetFile(self.files[index]).metadata.num_rows
-        return total * share // sharers, total * (share + 1) // sharers
+        meta = pq.ParquetFile(self.files[index]).metadata
+        blocks, first, end = [], 0, 0
+        for g in range(meta.num_row_groups):
+            end += meta.row_group(g).num_rows
+            if end - first >= self.spec.batch_size * sharers:
+                blocks.append((first, end))
+                first = end
+        if end > first:
+            blocks.append((first, end))
+        stripes = []
+        for a, b in blocks:
+            lo, hi = a + (b - a) * share // sharers, a + (b - a) * (share + 1) // sharers
+            if hi > lo:
+                stripes.append((lo, hi))
+        return stripes
+
+    def _enter_stripe(self) -> tuple[int, int] | None:
+        """The stripe the next read falls in (a position between stripes goes to the next
+        one), with ``_inner`` set to start there; None when this instance's part of the
+        file is read (or the file is not shared).
+        """
+        if self._stripes is None:
+            return None
+        row = int(self._inner.get("row", 0))
+        for first, end in self._stripes:
+            if end > row:
+                self._inner = {"row": max(row, first)}
+                return first, end
+        return None
 
     def _clip(self, chunk: Chunk | None) -> Chunk | None:
-        """The chunk's rows that fall in this instance's range of a shared file."""
-        if chunk is None or self._rows is None:
+        """The chunk's rows that fall in this instance's stripe of a shared file."""
+        if chunk is None or self._stripe is None:
             return chunk
-        end = self._rows[1]
+        end = self._stripe[1]
         if chunk.first_row >= end:
             return None
         if chunk.first_row + chunk.batch.num_rows <= end:

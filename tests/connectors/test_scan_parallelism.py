@@ -16,7 +16,7 @@ from streamsql.connectors.fs_monitor import file_instance
 from streamsql.errors import ConfigError
 from tests.connectors.test_filesystem_monitor import drain, poll, publish, write_csv
 from tests.connectors.test_filesystem_source import SCHEMA, make_files
-from tests.connectors.util import fs_table, read_rows, source, table
+from tests.connectors.util import fs_table, read_batches, read_rows, source, table
 
 DATAGEN = {"connector": "datagen", "rows-per-second": "1000000000"}
 
@@ -67,26 +67,37 @@ def test_filesystem_instances_read_every_row_once(tmp_path: Path, n: int) -> Non
 
 
 @pytest.mark.parametrize("n", [2, 3, 5])
-def test_instances_share_a_parquet_file_by_row_ranges(tmp_path: Path, n: int) -> None:
-    """More instances than files: each file is read by its instances in contiguous ranges
-    (batches never cross a range's end), so one large file is read in parallel.
+def test_instances_share_a_parquet_file_by_stripes(tmp_path: Path, n: int) -> None:
+    """More instances than files: a file is cut into blocks of whole row groups (at least a
+    batch per sharer) and each block into one stripe per sharer, so one large file is read
+    in parallel with the instances side by side in it (batches never cross a stripe's end).
     """
     for i, rows in enumerate((1000, 10)):
         ids = pa.array(range(i * 10_000, i * 10_000 + rows), pa.int64())
         pq.write_table(pa.table({"id": ids}), tmp_path / f"f{i}.parquet", row_group_size=300)
     t = fs_table(pa.schema([("id", pa.int64())]), tmp_path, "parquet")
     srcs = [source(t, batch_size=64, instance=i, parallelism=n) for i in range(n)]
-    parts = [[r["id"] for r in read_rows(src)] for src in srcs]
+    batches = [list(read_batches(src)) for src in srcs]
+    parts = [[r for b in bs for r in b.column(0).to_pylist()] for bs in batches]
     everything = [*range(1000), *range(10_000, 10_010)]
     assert sorted(i for p in parts for i in p) == everything
     for part, src in zip(parts, srcs, strict=True):
-        assert part == list(range(part[0], part[0] + len(part)))  # one contiguous range
+        assert part == sorted(part)
         assert src.counters["rows_read"] == len(part)
-    # File f is read by the instances i with i % 2 == f, in ranges as even as can be.
-    for f, rows in enumerate((1000, 10)):
-        m = len(range(f, n, 2))
-        want = [rows * (k + 1) // m - rows * k // m for k in range(m)]
-        assert [len(parts[i]) for i in range(f, n, 2)] == want
+    # File f is read by the instances i with i % 2 == f. Its blocks: f0's row groups of
+    # 300 rows each hold a batch (64 rows) per sharer; f1's 10 rows make one block.
+    blocks = {0: [(0, 300), (300, 600), (600, 900), (900, 1000)], 1: [(10_000, 10_010)]}
+    for f, cuts in blocks.items():
+        sharers = list(range(f, n, 2))
+        m = len(sharers)
+        for k, i in enumerate(sharers):
+            for a, b in cuts:
+                lo, hi = a + (b - a) * k // m, a + (b - a) * (k + 1) // m
+                assert [r for r in parts[i] if a <= r < b] == list(range(lo, hi)), (i, a)
+        for i in sharers:  # a batch holds rows of one stripe
+            for batch in batches[i]:
+                rows = batch.column(0).to_pylist()
+                assert rows == list(range(rows[0], rows[0] + len(rows)))
 
 
 def test_a_shared_parquet_file_resumes_inside_its_range(tmp_path: Path) -> None:

@@ -151,15 +151,22 @@ def test_shared_parquet_files_resume_exactly(
     assert sorted(seen) == ids
 
 
-def test_shared_parquet_position_is_a_row_inside_the_instances_range(tmp_path: Path) -> None:
-    write_file(tmp_path / "one.parquet", "parquet", list(range(30)))
+def test_shared_parquet_position_is_a_row_inside_the_instances_stripes(tmp_path: Path) -> None:
+    write_file(tmp_path / "one.parquet", "parquet", list(range(30)))  # row groups of 3 rows
     t = fs_table(SCHEMA, tmp_path, "parquet")
-    src = source(t, batch_size=4, instance=1, parallelism=3)  # rows 10..19
-    assert ids_of(read_batches(src, limit=1)) == [10, 11, 12]  # row groups of 3 rows
-    assert src.position() == {"file": 0, "path": "one.parquet", "row": 13}
+    # Three sharers, batches of 4: blocks of 12 rows (0..11, 12..23) and the rest (24..29);
+    # instance 1 reads the middle third of each: 4..7, 16..19 and 26..27.
+    src = source(t, batch_size=4, instance=1, parallelism=3)
+    assert ids_of(read_batches(src)) == [4, 5, 6, 7, 16, 17, 18, 19, 26, 27]
+    src = source(t, batch_size=4, instance=1, parallelism=3)
+    assert ids_of(read_batches(src, limit=1)) == [4, 5, 6]
+    assert src.position() == {"file": 0, "path": "one.parquet", "row": 7}
     again = source(t, batch_size=4, instance=1, parallelism=3)
     again.seek(src.position())
-    assert ids_of(read_batches(again)) == [13, 14, 15, 16, 17, 18, 19]
+    assert ids_of(read_batches(again)) == [7, 16, 17, 18, 19, 26, 27]
+    between = source(t, batch_size=4, instance=1, parallelism=3)
+    between.seek({"file": 0, "path": "one.parquet", "row": 8})  # the end of a stripe
+    assert ids_of(read_batches(between)) == [16, 17, 18, 19, 26, 27]
 
 
 # -- filesystem: a watched directory ---------------------------------------------------------

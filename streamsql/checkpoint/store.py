@@ -1,5 +1,5 @@
 """Completed checkpoints in a state directory: a DuckDB database, ``checkpoints.duckdb``,
-and the operators' state tables as Arrow IPC files under ``state/<checkpoint id>/``.
+and the operators' state tables as Arrow IPC files in ``chk-<checkpoint id>/``.
 
 A checkpoint is one row of ``streamsql_checkpoints`` (its id, kind, the query's
 fingerprint, and a JSON manifest: every source instance's position, every sink instance's
@@ -33,8 +33,8 @@ from streamsql.errors import StreamSQLError
 #: The layout this code writes and reads; another one is refused.
 FORMAT_VERSION = 2
 FILE_NAME = "checkpoints.duckdb"
-#: The folder of the state files: ``state/<checkpoint id>/<n>.arrow``.
-STATE_DIR = "state"
+#: The folder of a checkpoint's state files (``chk-<id>/<n>.arrow``), as Flink names them.
+STATE_DIR_PREFIX = "chk-"
 #: One line per completed checkpoint ("id kind job"), readable while a job holds the store.
 LOG_NAME = "checkpoints.log"
 
@@ -148,13 +148,11 @@ class CheckpointStore:
         """Remove state files of checkpoints that never completed (the job died while
         writing them): no row of ``streamsql_checkpoints`` names them.
         """
-        root = os.path.join(self.directory, STATE_DIR)
-        if not os.path.isdir(root):
-            return
-        known = {str(r[0]) for r in duck.run(self.con, "SELECT id FROM streamsql_checkpoints")}
-        for name in os.listdir(root):
-            if name not in known:
-                shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+        known = {r[0] for r in duck.run(self.con, "SELECT id FROM streamsql_checkpoints")}
+        for name in os.listdir(self.directory):
+            number = name.removeprefix(STATE_DIR_PREFIX)
+            if name.startswith(STATE_DIR_PREFIX) and number.isdigit() and int(number) not in known:
+                shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -247,7 +245,7 @@ class CheckpointStore:
         return size
 
     def _folder(self, checkpoint_id: int) -> str:
-        return os.path.join(self.directory, STATE_DIR, str(checkpoint_id))
+        return os.path.join(self.directory, f"{STATE_DIR_PREFIX}{checkpoint_id}")
 
     # -- reading -------------------------------------------------------------------------------
 

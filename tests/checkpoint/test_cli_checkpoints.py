@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-from streamsql.checkpoint.store import STATE_DIR
 from tests.checkpoint.recovery import bids, run
 
 SCRIPT = """
@@ -124,7 +123,7 @@ def test_explain_states_the_guarantee(tmp_path):
 def test_a_damaged_checkpoint_is_reported_not_restored(tmp_path):
     job, state = script(tmp_path), tmp_path / "state"
     assert run(job, state, crash_at="checkpoint:3").returncode == -9
-    for file in (state / STATE_DIR).glob("*/*.arrow"):
+    for file in state.glob("chk-*/*.arrow"):
         with open(file, "ab") as f:
             f.write(b"\x00")
     proc = run(job, state)

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from streamsql import duck
-from streamsql.checkpoint.store import FILE_NAME, STATE_DIR, CheckpointError, CheckpointStore
+from streamsql.checkpoint.store import FILE_NAME, CheckpointError, CheckpointStore
 
 TABLES = {
     ("WindowAggregate", 0, "partials"): pa.table({"k": [1, 2], "n": [3, 4]}),
@@ -48,7 +48,7 @@ def test_old_checkpoints_go_and_savepoints_stay(tmp_path):
     assert store.latest("j-2").id == 6
     (left,) = duck.run(store.con, "SELECT count(DISTINCT checkpoint) FROM streamsql_state")[0]
     assert left == 4  # 1, 4, 5 and 6: the state of dropped checkpoints went with them
-    assert sorted(int(p.name) for p in (tmp_path / STATE_DIR).iterdir()) == [1, 4, 5, 6]
+    assert sorted(p.name for p in tmp_path.glob("chk-*")) == ["chk-1", "chk-4", "chk-5", "chk-6"]
 
 
 def test_the_store_survives_a_reopen(tmp_path):
@@ -64,7 +64,7 @@ def test_a_damaged_state_blob_is_reported(tmp_path):
     store = CheckpointStore(tmp_path)
     write(store, 1)
     ((file,),) = duck.run(store.con, "SELECT file FROM streamsql_state WHERE instance = 1")
-    with open(tmp_path / STATE_DIR / "1" / file, "ab") as f:
+    with open(tmp_path / "chk-1" / file, "ab") as f:
         f.write(b"\x00")
     with pytest.raises(CheckpointError, match=r"checkpoint 1 .* is damaged \(state of .*#1"):
         store.read(1)
@@ -74,7 +74,7 @@ def test_a_missing_state_file_is_reported(tmp_path):
     store = CheckpointStore(tmp_path)
     write(store, 1)
     ((file,),) = duck.run(store.con, "SELECT file FROM streamsql_state WHERE instance = 0")
-    (tmp_path / STATE_DIR / "1" / file).unlink()
+    (tmp_path / "chk-1" / file).unlink()
     with pytest.raises(CheckpointError, match=r"checkpoint 1 .* is damaged \(state of .*#0"):
         store.read(1)
 
@@ -83,10 +83,10 @@ def test_state_files_of_an_unfinished_checkpoint_are_removed_on_open(tmp_path):
     store = CheckpointStore(tmp_path)
     write(store, 1)
     store.close()
-    (tmp_path / STATE_DIR / "2").mkdir()  # a job died while writing checkpoint 2
-    (tmp_path / STATE_DIR / "2" / "0.arrow").write_bytes(b"half")
+    (tmp_path / "chk-2").mkdir()  # a job died while writing checkpoint 2
+    (tmp_path / "chk-2" / "0.arrow").write_bytes(b"half")
     CheckpointStore(tmp_path).read(1)
-    assert sorted(p.name for p in (tmp_path / STATE_DIR).iterdir()) == ["1"]
+    assert sorted(p.name for p in tmp_path.glob("chk-*")) == ["chk-1"]
 
 
 def test_a_changed_manifest_is_reported(tmp_path):

@@ -19,7 +19,9 @@ from streamsql.checkpoint.store import opened as opened_store
 from streamsql.errors import StreamSQLError
 from streamsql.output import figure_table, print_figures, print_table, row_lines
 from streamsql.parser import ast, parse_script
+from streamsql.physical.render import FORMATS
 from streamsql.plan.binder import Binder
+from streamsql.progress import JobProgress, progress_display
 from streamsql.runtime.job import JobResult
 from streamsql.runtime.metrics import instance_figures, operator_figures
 from streamsql.runtime.operators import ResultBuffer
@@ -103,9 +105,41 @@ def _savepoint_signals(session: Session) -> None:
 @click.version_option(__version__, prog_name="streamsql")
 @click.pass_context
 def main(ctx: click.Context) -> None:
-    """streamsql: streaming SQL (Flink's dialect) over Arrow micro-batches."""
+    """streamsql: streaming SQL (Flink's dialect) over Arrow micro-batches.
+
+    With no command, the interactive shell opens (see 'streamsql shell --help').
+    """
     if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+        ctx.invoke(shell)
+
+
+@main.command()
+@click.option("-p", "--parallelism", type=click.IntRange(1, 1024), help="parallel instances")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="a setting, as SET does")
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False),
+    help="where INSERT jobs keep state and checkpoints",
+)
+def shell(parallelism: int | None, sets: tuple[str, ...], state_dir: str | None) -> None:
+    """The interactive shell: statements end with ';', .help lists its commands, Ctrl-C
+    stops a running query, Ctrl-D leaves. With standard input not a terminal, the
+    statements read from it run as a script (exit status 1 if any failed).
+    """
+    from streamsql.shell import Shell
+
+    try:
+        session = _session(parallelism, sets, state_dir)
+    except StreamSQLError as e:
+        _fail(e)
+    console = _stdout()
+    repl = Shell(session, console)
+    if sys.stdin.isatty() and console.is_terminal:
+        code = repl.interact()
+    else:
+        code = repl.run_script(sys.stdin.read())
+    session.close()
+    sys.exit(code)
 
 
 @main.command()
@@ -146,6 +180,12 @@ def main(ctx: click.Context) -> None:
 @click.option(
     "--metrics-host", default="127.0.0.1", show_default=True, help="address to serve metrics on"
 )
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="show the INSERT job's progress while it runs (default: on a terminal, unless "
+    "--quiet); with stderr not a terminal, a plain line every second",
+)
 def run(
     file: str,
     parallelism: int | None,
@@ -157,6 +197,7 @@ def run(
     stats: bool,
     metrics_port: int | None,
     metrics_host: str,
+    progress: bool | None,
 ) -> None:
     """Run the SQL script FILE.
 
@@ -164,11 +205,13 @@ def run(
     statements run together as one job. Bounded jobs run to completion; unbounded ones run
     until Ctrl-C, which stops them cleanly. At the end comes a summary and a table of
     figures per operator: rows in/out, rows/s, utilization, backpressure, headroom,
-    watermark and its lag, state rows.
+    watermark and its lag, state rows. While the INSERT job runs, a terminal shows its
+    progress: rows read and their rate, rows written, the watermark, late rows.
     """
     _terminate_as_interrupt()
     script = _read(file)
     out = _stdout()
+    display = progress_display(err, progress, quiet)
     server = _metrics_server(metrics_host, metrics_port) if metrics_port is not None else None
 
     def show(output: Output) -> None:
@@ -203,7 +246,7 @@ def run(
             script,
             on_output=show,
             select=lambda stmt: _select(session, stmt, out, summarize),
-            run=lambda planned: _run(session, planned),
+            run=lambda planned: _run(session, planned, progress=display),
         )
         summarize(result.job)
     except StreamSQLError as e:
@@ -247,10 +290,21 @@ def _stdout() -> Console:
     return console if console.is_terminal else Console(highlight=False, width=100_000)
 
 
-def _run(session: Session, planned: Planned, results=None, on_batch=None) -> JobResult:
-    """Run a job; Ctrl-C (or SIGTERM) stops it cleanly and returns what it did."""
+def _run(
+    session: Session,
+    planned: Planned,
+    results=None,
+    on_batch=None,
+    progress: JobProgress | None = None,
+) -> JobResult:
+    """Run a job; Ctrl-C (or SIGTERM) stops it cleanly and returns what it did.
+    ``progress`` shows the job's status while it runs, gone before anything else prints.
+    """
     try:
-        return session.run_planned(planned, results, on_batch)
+        if progress is None:
+            return session.run_planned(planned, results, on_batch)
+        with progress.watching(session):
+            return session.run_planned(planned, results, on_batch)
     except KeyboardInterrupt:
         err.print("stopped by interrupt", markup=False)
         result = session.last_result
@@ -309,11 +363,51 @@ def _select(session: Session, stmt: ast.Query, out: Console, summarize) -> Outpu
     type=click.Path(file_okay=False),
     help="as 'run' would be given it: the delivery guarantees then count with checkpoints",
 )
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="text: the plans; dot (Graphviz) or mermaid: the job graph as one diagram, with a "
+    "cluster per job when the script has several (its INSERTs together, each SELECT)",
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), help="write to this file, not stdout"
+)
 def explain(
-    file: str, parallelism: int | None, sets: tuple[str, ...], verbose: bool, state_dir: str | None
+    file: str,
+    parallelism: int | None,
+    sets: tuple[str, ...],
+    verbose: bool,
+    state_dir: str | None,
+    fmt: str,
+    output: str | None,
 ) -> None:
-    """Print the optimized logical plan and the physical plan of the script FILE."""
+    """Print the optimized logical plan, the physical plan and the dataflow of the script
+    FILE; with --format dot or mermaid, its job graph as a diagram.
+    """
+    from streamsql.physical.graph import JobGraph
+    from streamsql.physical.render import render
+
     script = _read(file)
+    texts: list[str] = []
+    show = click.echo if output is None else texts.append
+    graphs: list[JobGraph] = []
+
+    def graph_of(target: ast.Query | ast.StatementSet) -> JobGraph:
+        binder = Binder(session.catalog, session.settings)
+        if isinstance(target, ast.Query):
+            return session.plan((binder.query(target),)).graph
+        return session.plan(tuple(binder.insert(i) for i in ast.inserts_of(target))).graph
+
+    def explained(target: ast.Query | ast.StatementSet, stmt: ast.Explain | None) -> None:
+        if fmt != "text":
+            graphs.append(graph_of(target))
+        else:
+            stmt = stmt or ast.Explain(target, verbose=verbose)
+            show(session.run_statement(stmt, script).message)
+
     try:
         session = _session(parallelism, sets, state_dir)
         inserts: list[ast.Insert] = []
@@ -324,18 +418,25 @@ def explain(
             elif isinstance(stmt, ast.Query):
                 queries.append(stmt)
             elif isinstance(stmt, ast.Explain):
-                click.echo(session.run_statement(stmt, script).message)
+                explained(stmt.target, stmt)
             else:
                 session.run_statement(stmt, script)
         targets: list[ast.Query | ast.StatementSet] = list(queries)
         if inserts:
             targets.append(ast.StatementSet(tuple(inserts)))
         for target in targets:
-            click.echo(session.run_statement(ast.Explain(target, verbose=verbose), script).message)
+            explained(target, None)
+        if fmt != "text":
+            show(render(graphs, fmt).rstrip("\n"))
     except StreamSQLError as e:
         _fail(e.with_source(script))
     except Exception as e:
         _fail(e)
+    if output is not None:
+        try:
+            Path(output).write_text("".join(t + "\n" for t in texts), encoding="utf-8")
+        except OSError as e:
+            raise click.ClickException(f"cannot write {output}: {e.strerror}") from None
 
 
 @main.command()

@@ -33,8 +33,8 @@ def _text(column: pa.Array) -> list[str]:
     return pc.fill_null(column, "NULL").to_pylist()
 
 
-def print_table(console: Console, table: pa.Table, max_rows: int = MAX_ROWS) -> None:
-    """A result table with its types, row count and (when cut) a note of what was left."""
+def result_view(table: pa.Table, max_rows: int = MAX_ROWS) -> Table:
+    """A rich table of the first ``max_rows`` rows, with each column's name and type."""
     view = Table(show_header=True, header_style="bold")
     for field in table.schema:
         view.add_column(f"{field.name}\n{sql_type_name(field.type)}")
@@ -42,9 +42,25 @@ def print_table(console: Console, table: pa.Table, max_rows: int = MAX_ROWS) -> 
     columns = [_text(shown.column(i).combine_chunks()) for i in range(shown.num_columns)]
     for row in zip(*columns, strict=True):
         view.add_row(*(Text(cell) for cell in row))
-    console.print(view)
-    more = f" (showing {max_rows})" if table.num_rows > max_rows else ""
-    console.print(f"{table.num_rows} row(s){more}", highlight=False)
+    return view
+
+
+def row_count(n: int, max_rows: int, seconds: float | None = None) -> str:
+    """``3 rows``, ``1 row``, ``12,000 rows (showing 1000)``, with ``in 0.12 s``."""
+    text = f"{n:,} row{'' if n == 1 else 's'}"
+    if seconds is not None:
+        text += f" in {seconds:.2f} s"
+    if n > max_rows:
+        text += f" (showing {max_rows})"
+    return text
+
+
+def print_table(
+    console: Console, table: pa.Table, max_rows: int = MAX_ROWS, seconds: float | None = None
+) -> None:
+    """A result table with its types, row count (and time) and, when cut, how many show."""
+    console.print(result_view(table, max_rows))
+    console.print(row_count(table.num_rows, max_rows, seconds), highlight=False)
 
 
 def row_lines(batch: pa.RecordBatch) -> list[str]:

@@ -31,6 +31,8 @@ from streamsql.physical.analyze import explain_analyzed
 from streamsql.physical.explain import explain_physical
 from streamsql.physical.graph import JobGraph
 from streamsql.physical.planner import build_job_graph
+from streamsql.physical.render import FORMATS, dataflow_text
+from streamsql.physical.render import render as render_graph
 from streamsql.plan.binder import Binder
 from streamsql.plan.changelog import OP, OP_TYPE
 from streamsql.plan.explain import explain_logical
@@ -60,6 +62,13 @@ class Planned:
     @property
     def bounded(self) -> bool:
         return all(r.bounded for r in self.roots)
+
+    @property
+    def reads_unbounded(self) -> bool:
+        """Whether a source is unbounded: even a bounded result (``LIMIT``) then comes
+        over time, as the source delivers rows, rather than at once.
+        """
+        return any(not scan.bounded for scan in _scans(self.roots))
 
 
 @dataclass
@@ -263,23 +272,28 @@ class Session:
             root = Binder(self.catalog, self.settings).query(stmt)
             return QueryHandle(self, self.plan((root,)), sql)
 
-    def explain(self, sql: str, *, verbose: bool = False, analyze: bool = False) -> str:
+    def explain(
+        self, sql: str, *, verbose: bool = False, analyze: bool = False, format: str = "text"
+    ) -> str:
         """EXPLAIN a SELECT, an INSERT or a statement set (``sql`` may itself be an
         EXPLAIN statement). With ``analyze`` (or ``EXPLAIN ANALYZE``) the statement runs to
         its end first, an INSERT writing its rows, and the physical plan shows what each
         operator and instance did: rows, rates, utilization, backpressure, watermarks,
-        state (see :mod:`streamsql.runtime.metrics`).
+        state (see :mod:`streamsql.runtime.metrics`). ``format`` ``dot`` or ``mermaid``
+        gives the job graph as a Graphviz or Mermaid diagram instead.
         """
+        if format not in FORMATS:
+            raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
         with _pointing_at(sql):
             stmt = parse_statement(sql)
             if isinstance(stmt, ast.Explain):
-                return self._explain(stmt)
+                return self._explain(stmt, format)
             target = stmt
             if not isinstance(target, ast.Query | ast.Insert | ast.StatementSet):
                 raise PlanError(
                     "explain() takes a SELECT, an INSERT or a statement set", span=stmt.span
                 )
-            return self._explain(ast.Explain(target, verbose=verbose, analyze=analyze))
+            return self._explain(ast.Explain(target, verbose=verbose, analyze=analyze), format)
 
     def _query(self, stmt: ast.Query) -> pa.Table:
         root = Binder(self.catalog, self.settings).query(stmt)
@@ -366,7 +380,7 @@ class Session:
 
     # -- introspection -----------------------------------------------------------------------
 
-    def _explain(self, stmt: ast.Explain) -> str:
+    def _explain(self, stmt: ast.Explain, format: str = "text") -> str:
         binder = Binder(self.catalog, self.settings)
         target = stmt.target
         if isinstance(target, ast.Query):
@@ -374,6 +388,10 @@ class Session:
         else:
             roots = tuple(binder.insert(i) for i in ast.inserts_of(target))
         planned = self.plan(roots)
+        if format != "text":
+            if stmt.analyze:
+                raise PlanError("EXPLAIN ANALYZE shows its figures as text only", span=stmt.span)
+            return render_graph((planned.graph,), format)
         parts = ["== Optimized Logical Plan ==", explain_logical(planned.roots)]
         idle = self.settings["table.exec.source.idle-timeout"]
         taken = checkpoints.checkpointing(self.settings, self.state_dir is not None)
@@ -389,6 +407,7 @@ class Session:
                 "== Physical Plan ==",
                 explain_physical(planned.graph, idle_timeout_ms=idle, checkpoints=taken),
             ]
+        parts += ["", "== Dataflow ==", dataflow_text(planned.graph)]
         if stmt.verbose:
             parts += ["", "== Bound Plan ==", explain_logical(roots)]
             for rule, after in planned.optimized.trace:
@@ -538,7 +557,13 @@ class QueryHandle:
         return self.planned.roots[0].mode.updating
 
     def explain(self) -> str:
-        return explain_logical(self.planned.roots) + "\n\n" + explain_physical(self.planned.graph)
+        return "\n\n".join(
+            (
+                explain_logical(self.planned.roots),
+                explain_physical(self.planned.graph),
+                "== Dataflow ==\n" + dataflow_text(self.planned.graph),
+            )
+        )
 
     def stream(self) -> Iterator[pa.RecordBatch]:
         """Yield result batches as the query emits them; an unbounded query runs until the

@@ -53,7 +53,7 @@ def test_run_select_prints_a_table(tmp_path):
     path.write_text(SCRIPT.split("CREATE TABLE out")[0] + "SELECT id FROM t WHERE id < 3;")
     proc = run("run", str(path))
     assert proc.returncode == 0, proc.stderr
-    assert "2 row(s)" in proc.stdout and "BIGINT" in proc.stdout
+    assert "2 rows" in proc.stdout and "BIGINT" in proc.stdout
 
 
 def test_set_option_is_applied_and_checked(script):
@@ -106,6 +106,19 @@ def test_explain_command(script):
     assert "parallelism=2" not in proc.stdout  # no keys: one instance, chained to the source
 
 
-def test_no_arguments_shows_help():
-    proc = run()
-    assert proc.returncode == 0 and "run" in proc.stdout and "explain" in proc.stdout
+def test_help_lists_the_commands():
+    proc = run("--help")
+    assert proc.returncode == 0
+    for command in ("run", "explain", "shell", "checkpoints", "savepoint"):
+        assert command in proc.stdout
+
+
+def test_no_arguments_opens_the_shell_which_reads_a_pipe_as_a_script():
+    proc = subprocess.run(
+        [sys.executable, "-m", "streamsql.cli"],
+        input="SHOW TABLES;\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0 and "0 rows" in proc.stdout

@@ -33,7 +33,7 @@ def explain_physical(
         if len({e.input_index for e in inputs}) > 1:
             lines.append(f"  fan-in: {len({e.input_index for e in inputs})} inputs")
         for edge in inputs:
-            side = _input_name(task, edge.input_index) if len(task.head.inputs) > 1 else ""
+            side = input_side(task, edge.input_index)
             lines.append(f"  <- {edge.distribution.describe()} from Task {edge.source}{side}")
         for i, node in enumerate(task.nodes):
             lines.append(f"  {node.describe()}")
@@ -70,7 +70,12 @@ def _watermark(task: Task) -> str | None:
     return f"carried by column {attr}" if attr else None
 
 
-def _input_name(task: Task, index: int) -> str:
+def input_side(task: Task, index: int) -> str:
+    """Which input of a task of several inputs an edge feeds: " (left)", " (input 2)"; ""
+    when the task has one.
+    """
+    if len(task.head.inputs) < 2:
+        return ""
     if isinstance(task.head, Join | LookupJoin):
         return " (left)" if index == 0 else " (right)"
     return f" (input {index + 1})"

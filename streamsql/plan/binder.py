@@ -22,6 +22,7 @@ from streamsql.plan.aggregate import (
 from streamsql.plan.emit import UPDATING_SINKS
 from streamsql.plan.group_windows import rewrite_group_window
 from streamsql.plan.joins import bind_join
+from streamsql.plan.limit import TOP_N_HINT, bind_limit
 from streamsql.plan.nodes import (
     Collect,
     Filter,
@@ -124,13 +125,18 @@ class Binder:
             case exp.Subquery():
                 return self.bind_query(tree.this, ctes)
             case exp.Union():
-                return bind_union(self, tree, ctes)
+                _refuse_order(tree)
+                return bind_limit(tree, bind_union(self, tree, ctes))
             case _:
                 raise PlanError(f"{tree.key.upper()} queries are not supported", span=span_of(tree))
 
     def _select(self, sel: exp.Select, ctes: dict[str, Scope]) -> Scope:
         if (tvf_form := rewrite_group_window(sel)) is not sel:  # GROUP BY TUMBLE(ts, ...)
             return self.bind_query(tvf_form, ctes)
+        return bind_limit(sel, self._select_rows(sel, ctes))
+
+    def _select_rows(self, sel: exp.Select, ctes: dict[str, Scope]) -> Scope:
+        """A SELECT without its LIMIT."""
         from_ = sel.args.get("from_") or sel.args.get("from")
         if from_ is None:
             raise PlanError(
@@ -164,10 +170,9 @@ class Binder:
         return self._project(sel, scope)
 
     def _unsupported_clauses(self, sel: exp.Select) -> None:
+        _refuse_order(sel)
         for key, what, hint in (
             ("distinct", "SELECT DISTINCT", "GROUP BY the window and the columns instead"),
-            ("order", "ORDER BY", "sort the result table, e.g. session.query(...).sort_by(...)"),
-            ("limit", "LIMIT", None),
             ("qualify", "QUALIFY", None),
         ):
             node = sel.args.get(key)
@@ -313,6 +318,20 @@ class Binder:
         else:
             name = f"EXPR${index}"
         return _unique(name, taken)
+
+
+def _refuse_order(query: exp.Expression) -> None:
+    """ORDER BY is refused; with a LIMIT, the hint is the Top-N that gives the first rows."""
+    order = query.args.get("order")
+    if order is None:
+        return
+    limited = query.args.get("limit") is not None
+    hint = (
+        f"for the first rows by an order, rank them (Top-N): {TOP_N_HINT}"
+        if limited
+        else "sort the result table, e.g. session.query(...).sort_by(...)"
+    )
+    raise PlanError("ORDER BY is not supported on streams yet", span=span_of(order), hint=hint)
 
 
 def _refuse_updating_windows(node: PlanNode, table: CatalogTable, stmt: ast.Insert) -> None:

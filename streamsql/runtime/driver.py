@@ -32,6 +32,9 @@ class Driver(Executor):
         stops the job cleanly: sinks publish what they have written.
         """
         self._open()
+        for inst in self.job.all_instances():
+            if inst.chain.done:  # LIMIT 0, or one restored after it passed its rows
+                self._end_early(inst)
         latency = self._allowed_latency()
         idle_after = self.job.settings["table.exec.source.idle-timeout"] / 1000.0
         last_flush = time.monotonic()
@@ -43,7 +46,7 @@ class Driver(Executor):
             while active and not self.stopped:
                 progressed = backlog = False
                 for src in list(active):
-                    batch = self._read(src)
+                    batch = None if src.ending else self._read(src)
                     if batch is None:
                         active.remove(src)
                         self._finish_source(src)

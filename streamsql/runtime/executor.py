@@ -148,6 +148,8 @@ class Executor:
     # -- moving batches and watermarks -------------------------------------------------------
 
     def _deliver(self, inst: Instance, batch: pa.RecordBatch, port: int) -> None:
+        if inst.closed:
+            return  # it ended early (a LIMIT passed its rows): what still comes is dropped
         faults.reached("batch")
         try:
             out = inst.chain.process_batch(batch, port)
@@ -156,6 +158,41 @@ class Executor:
         except Exception as e:  # an operator bug or a data error without a message of its own
             raise ExecError(f"{inst.label} failed: {type(e).__name__}: {e}") from e
         self._emit(inst, out)
+        if inst.chain.done:
+            self._end_early(inst)
+
+    def _end_early(self, inst: Instance) -> None:
+        """``inst``'s chain needs no more input (a LIMIT passed its rows): the instance
+        ends as if its input had ended, and every source that now feeds no instance still
+        running ends as at the end of a bounded input. The job then ends normally: what is
+        downstream closes, fires and publishes as usual. Called on ``inst``'s own thread.
+        """
+        if inst.closed:
+            return
+        if inst.reader is not None:
+            inst.ending = True  # the source's loop ends it after this batch
+        else:
+            # Messages held for a checkpoint's alignment still count (their end of input).
+            inst.replay.extend(inst.held)
+            inst.held.clear()
+            inst.aligning = 0
+            inst.barriered.clear()
+            self._advance(inst, MAX_WATERMARK)
+            self._close(inst)
+        memo: dict[int, bool] = {}
+        for src in self.sources:
+            if not src.closed and not self._wanted(src, memo):
+                src.ending = True
+
+    def _wanted(self, inst: Instance, memo: dict[int, bool]) -> bool:
+        """Whether ``inst`` still feeds an instance that runs (or is a sink that runs)."""
+        if id(inst) not in memo:
+            memo[id(inst)] = False  # the graph has no cycles; this only ends the recursion
+            consumers = [target for _, target in self._consumers(inst)]
+            memo[id(inst)] = not inst.closed and (
+                not consumers or any(self._wanted(t, memo) for t in consumers)
+            )
+        return memo[id(inst)]
 
     def _emit(self, inst: Instance, batches: list[pa.RecordBatch]) -> None:
         if not batches:
@@ -169,7 +206,7 @@ class Executor:
                     self._send_batch(targets[target], key, part, edge.input_index)
 
     def _advance(self, inst: Instance, watermark: int) -> None:
-        if watermark <= inst.watermark:
+        if watermark <= inst.watermark or inst.closed:
             return
         inst.watermark = watermark
         self._emit(inst, inst.chain.on_watermark(watermark))
@@ -189,6 +226,8 @@ class Executor:
         to the largest over its inputs (as Flink's valve does: the quiet inputs have
         nothing older to send), and its consumers leave it out of their minimum in turn.
         """
+        if inst.closed:
+            return  # it ended early: its inputs only drain
         live = [w for k, w in inst.input_watermarks.items() if k not in inst.idle_inputs]
         if inst.idle_inputs and all(w >= MAX_WATERMARK for w in live):
             quiet = [inst.input_watermarks[k] for k in inst.idle_inputs]

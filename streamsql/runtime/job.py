@@ -41,6 +41,9 @@ class Instance:
     idle_inputs: set[tuple[int, int]] = field(default_factory=set)
     idle: bool = False
     last_active: float = 0.0  # sources: when rows last came (time.monotonic)
+    #: A source asked to end early (what it feeds needs no more rows: a LIMIT passed
+    #: them): its loop ends it as at the end of a bounded input.
+    ending: bool = False
     # -- checkpoints ---------------------------------------------------------------------
     last_epoch: int = 0  # the last checkpoint this instance took its part in
     #: Inputs that delivered the barrier of the checkpoint being aligned.

@@ -130,6 +130,8 @@ class ThreadedDriver(Executor):
     def _main(self, inst: Instance, body: Callable[[Instance], None]) -> None:
         self._local.inst = inst
         try:
+            if inst.chain.done:  # LIMIT 0, or one restored after it passed its rows
+                self._end_early(inst)
             body(inst)
         except Closed:
             pass  # the job is stopping
@@ -173,7 +175,7 @@ class ThreadedDriver(Executor):
         while not self._halted.is_set():
             if coord is not None and coord.current > src.last_epoch:
                 self._source_barrier(src, coord.current)
-            batch = src.reader.read()
+            batch = None if src.ending else src.reader.read()
             if batch is None:
                 self.backlogged.discard(src)
                 self._finish_source(src)
@@ -208,12 +210,14 @@ class ThreadedDriver(Executor):
         channel = self.channels[inst]
         latency = self._allowed_latency()
         last_flush = time.monotonic()
-        while not inst.closed and not self._halted.is_set():
+        while not self._halted.is_set():
             msg = inst.replay.popleft() if inst.replay else channel.get(POLL_S)
             if msg is not None:
                 self._handle(inst, msg)
-                if inst.closed:
+            if inst.closed:
+                if not inst.open_inputs:
                     return
+                continue  # it ended early: take (and drop) what comes until its inputs end
             now = time.monotonic()
             # As the driver: held-back rows wait while more input is coming (in the channel,
             # or a source's last batch was full), and never longer than the allowed latency.
@@ -223,6 +227,8 @@ class ThreadedDriver(Executor):
                 last_flush = now
 
     def _handle(self, inst: Instance, msg: Message) -> None:
+        if inst.closed and msg.kind != channels.END:
+            return  # it ended early: only the ends of its inputs still matter
         if inst.aligning and msg.key in inst.barriered and self._hold:
             inst.held.append(msg)  # exactly-once: after its barrier, wait for the others
             return

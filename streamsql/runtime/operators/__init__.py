@@ -11,6 +11,7 @@ from streamsql.plan.join_nodes import (
     Union,
     WindowJoin,
 )
+from streamsql.plan.limit import Limit
 from streamsql.plan.local_window_agg import LocalWindowAggregate
 from streamsql.plan.nodes import (
     Aggregate,
@@ -34,6 +35,7 @@ from streamsql.runtime.operators.join_lookup import LookupJoinOperator
 from streamsql.runtime.operators.join_regular import RegularJoinOperator
 from streamsql.runtime.operators.join_temporal import TemporalJoinOperator
 from streamsql.runtime.operators.join_window import WindowJoinOperator
+from streamsql.runtime.operators.limit import LimitOperator
 from streamsql.runtime.operators.scan import ScanOperator
 from streamsql.runtime.operators.session_window import SessionWindowOperator
 from streamsql.runtime.operators.sink import CollectOperator, ResultBuffer, SinkOperator
@@ -80,6 +82,8 @@ def create_operator(node: PlanNode, results: ResultBuffer | None = None) -> Oper
             return LookupJoinOperator(node)
         case Union():
             return UnionOperator(node)
+        case Limit():
+            return LimitOperator(node)
         case Sink():
             return SinkOperator(node)
         case Collect():

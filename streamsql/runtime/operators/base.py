@@ -86,6 +86,10 @@ class Operator:
     #: How far behind its input watermark the operator's output watermark stays: rows it
     #: emits may be up to this much older than the input watermark (an interval join).
     watermark_delay_ms: int = 0
+    #: True once the operator needs no more input (a LIMIT passed its rows): the executor
+    #: then ends its instance as if its input had ended, and the sources that fed only it
+    #: end too, so that the job ends normally.
+    done: bool = False
 
     def open(self, ctx: OperatorContext) -> None:
         self.ctx = ctx

@@ -36,6 +36,11 @@ class Chain(Operator):
         for op, c in zip(self.ops, self.contexts, strict=True):
             op.open(c)
 
+    @property
+    def done(self) -> bool:  # type: ignore[override]
+        """A member needs no more input: nor does the chain (it only feeds that member)."""
+        return any(op.done for op in self.ops)
+
     def process_batch(self, batch: pa.RecordBatch, input_index: int) -> list[pa.RecordBatch]:
         return self._push(0, [batch], input_index)
 

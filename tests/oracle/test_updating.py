@@ -16,6 +16,20 @@ PARALLELISM = (1, 2, 4)
 #: (batch size, mini-batch size): 0 applies every batch to state on its own, so that the
 #: finest changelogs are checked; the last applies mini-batches of several batches.
 BATCHING = ((1, 0), (7, 0), (65536, 0), (7, 20))
+#: Combinations of the slowest batchings left to the soak run (CI runs it: pytest -m soak),
+#: to keep the default run short: each batching still runs at parallelism 1 and 4.
+SOAK = {(2, (1, 0)), (2, (7, 0)), (4, (7, 0))}
+
+
+def _matrix() -> list:
+    return [
+        pytest.param(
+            p, b, id=f"{p}-b{b[0]}m{b[1]}", marks=[pytest.mark.soak] if (p, b) in SOAK else []
+        )
+        for p in PARALLELISM
+        for b in BATCHING
+    ]
+
 
 TOP = "SELECT *, ROW_NUMBER() OVER (PARTITION BY {p} ORDER BY {o}) AS rn FROM {src}"
 
@@ -157,8 +171,7 @@ def streamed(directory, sql: str, parallelism: int, batching: tuple[int, int]):
     return _rows(columns), mode
 
 
-@pytest.mark.parametrize("batching", BATCHING, ids=lambda b: f"b{b[0]}m{b[1]}")
-@pytest.mark.parametrize("parallelism", PARALLELISM)
+@pytest.mark.parametrize(("parallelism", "batching"), _matrix())
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_final_state_matches_duckdb(dataset, case, parallelism, batching):
     ours, theirs = CASES[case]

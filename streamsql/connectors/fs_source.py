@@ -192,21 +192,14 @@ class FileSource(Source):
             return None
         n = len(self.files)
         sharers = len(range(index, self.parallelism, n))
-        share = self.instance // n
         meta = pq.ParquetFile(self.files[index]).metadata
-        blocks, first, end = [], 0, 0
-        for g in range(meta.num_row_groups):
-            end += meta.row_group(g).num_rows
-            if end - first >= self.spec.batch_size * sharers:
-                blocks.append((first, end))
-                first = end
-        if end > first:
-            blocks.append((first, end))
+        sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+        share = self.instance // n
         stripes = []
-        for a, b in blocks:
-            lo, hi = a + (b - a) * share // sharers, a + (b - a) * (share + 1) // sharers
-            if hi > lo:
-                stripes.append((lo, hi))
+        for block in _blocks(sizes, sharers, self.spec.batch_size * sharers):
+            cuts = _cuts(block, sharers)
+            if cuts[share + 1] > cuts[share]:
+                stripes.append((cuts[share], cuts[share + 1]))
         return stripes
 
     def _enter_stripe(self) -> tuple[int, int] | None:
@@ -244,3 +237,38 @@ class FileSource(Source):
         if os.path.isfile(self.path):
             return os.path.basename(self.path)
         return os.path.relpath(file, self.path).replace(os.sep, "/")
+
+
+def _blocks(sizes: list[int], sharers: int, min_rows: int) -> list[list[tuple[int, int]]]:
+    """Consecutive row groups, as (first row, end row), gathered into blocks of at least
+    ``sharers`` groups and ``min_rows`` rows (the last block may hold fewer).
+    """
+    blocks: list[list[tuple[int, int]]] = []
+    block: list[tuple[int, int]] = []
+    first = 0
+    for size in sizes:
+        block.append((first, first + size))
+        first += size
+        if len(block) >= sharers and block[-1][1] - block[0][0] >= min_rows:
+            blocks.append(block)
+            block = []
+    if block:
+        blocks.append(block)
+    return blocks
+
+
+def _cuts(block: list[tuple[int, int]], sharers: int) -> list[int]:
+    """Where a block's stripes begin and end (``sharers + 1`` rows, non-decreasing): at the
+    row-group boundaries nearest an even split, or by rows when the block has fewer groups
+    than sharers.
+    """
+    first, end = block[0][0], block[-1][1]
+    even = [first + (end - first) * k // sharers for k in range(sharers + 1)]
+    if len(block) < sharers:
+        return even
+    bounds = [b for _, b in block[:-1]]
+    cuts = [first]
+    for ideal in even[1:-1]:
+        nearest = min(bounds, key=lambda b: (abs(b - ideal), b))
+        cuts.append(max(nearest, cuts[-1]))
+    return [*cuts, end]

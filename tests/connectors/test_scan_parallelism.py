@@ -66,11 +66,28 @@ def test_filesystem_instances_read_every_row_once(tmp_path: Path, n: int) -> Non
     assert all(parts)
 
 
-@pytest.mark.parametrize("n", [2, 3, 5])
+#: For each parallelism, file and sharer (the k-th instance that reads the file): the rows
+#: it reads. f0 has row groups of 300, 300, 300 and 100 rows; f1 one of 10 rows.
+STRIPES = {
+    # Two sharers of f0: blocks of two groups, cut at the boundary nearest the middle.
+    (3, 0): [[*range(0, 300), *range(600, 900)], [*range(300, 600), *range(900, 1000)]],
+    (3, 1): [list(range(10_000, 10_010))],
+    # Three: a block of three groups, one each; the last group alone is cut by rows.
+    (5, 0): [
+        [*range(0, 300), *range(900, 933)],
+        [*range(300, 600), *range(933, 966)],
+        [*range(600, 900), *range(966, 1000)],
+    ],
+    (5, 1): [list(range(10_000, 10_005)), list(range(10_005, 10_010))],
+}
+
+
+@pytest.mark.parametrize("n", [3, 5])
 def test_instances_share_a_parquet_file_by_stripes(tmp_path: Path, n: int) -> None:
-    """More instances than files: a file is cut into blocks of whole row groups (at least a
-    batch per sharer) and each block into one stripe per sharer, so one large file is read
-    in parallel with the instances side by side in it (batches never cross a stripe's end).
+    """More instances than files: a file is cut into blocks of whole row groups (at least
+    one group and a batch per sharer) and each block into one stripe per sharer at group
+    boundaries, so one large file is read in parallel with the instances side by side in it
+    (batches never cross a stripe's end).
     """
     for i, rows in enumerate((1000, 10)):
         ids = pa.array(range(i * 10_000, i * 10_000 + rows), pa.int64())
@@ -79,23 +96,12 @@ def test_instances_share_a_parquet_file_by_stripes(tmp_path: Path, n: int) -> No
     srcs = [source(t, batch_size=64, instance=i, parallelism=n) for i in range(n)]
     batches = [list(read_batches(src)) for src in srcs]
     parts = [[r for b in bs for r in b.column(0).to_pylist()] for bs in batches]
-    everything = [*range(1000), *range(10_000, 10_010)]
-    assert sorted(i for p in parts for i in p) == everything
-    for part, src in zip(parts, srcs, strict=True):
-        assert part == sorted(part)
-        assert src.counters["rows_read"] == len(part)
-    # File f is read by the instances i with i % 2 == f. Its blocks: f0's row groups of
-    # 300 rows each hold a batch (64 rows) per sharer; f1's 10 rows make one block.
-    blocks = {0: [(0, 300), (300, 600), (600, 900), (900, 1000)], 1: [(10_000, 10_010)]}
-    for f, cuts in blocks.items():
+    for f in (0, 1):  # file f is read by the instances i with i % 2 == f
         sharers = list(range(f, n, 2))
-        m = len(sharers)
-        for k, i in enumerate(sharers):
-            for a, b in cuts:
-                lo, hi = a + (b - a) * k // m, a + (b - a) * (k + 1) // m
-                assert [r for r in parts[i] if a <= r < b] == list(range(lo, hi)), (i, a)
-        for i in sharers:  # a batch holds rows of one stripe
-            for batch in batches[i]:
+        assert [parts[i] for i in sharers] == STRIPES[(n, f)]
+        for i in sharers:
+            assert srcs[i].counters["rows_read"] == len(parts[i])
+            for batch in batches[i]:  # a batch holds rows of one stripe
                 rows = batch.column(0).to_pylist()
                 assert rows == list(range(rows[0], rows[0] + len(rows)))
 

@@ -154,19 +154,21 @@ def test_shared_parquet_files_resume_exactly(
 def test_shared_parquet_position_is_a_row_inside_the_instances_stripes(tmp_path: Path) -> None:
     write_file(tmp_path / "one.parquet", "parquet", list(range(30)))  # row groups of 3 rows
     t = fs_table(SCHEMA, tmp_path, "parquet")
-    # Three sharers, batches of 4: blocks of 12 rows (0..11, 12..23) and the rest (24..29);
-    # instance 1 reads the middle third of each: 4..7, 16..19 and 26..27.
+    # Three sharers, batches of 4: blocks of four groups (0..11, 12..23) cut at the group
+    # boundaries nearest thirds, and the last two groups (24..29) cut by rows; instance 1
+    # reads 3..8, 15..20 and 26..27.
     src = source(t, batch_size=4, instance=1, parallelism=3)
-    assert ids_of(read_batches(src)) == [4, 5, 6, 7, 16, 17, 18, 19, 26, 27]
+    want = [3, 4, 5, 6, 7, 8, 15, 16, 17, 18, 19, 20, 26, 27]
+    assert ids_of(read_batches(src)) == want
     src = source(t, batch_size=4, instance=1, parallelism=3)
-    assert ids_of(read_batches(src, limit=1)) == [4, 5, 6]
+    assert ids_of(read_batches(src, limit=1)) == [3, 4, 5, 6]
     assert src.position() == {"file": 0, "path": "one.parquet", "row": 7}
     again = source(t, batch_size=4, instance=1, parallelism=3)
     again.seek(src.position())
-    assert ids_of(read_batches(again)) == [7, 16, 17, 18, 19, 26, 27]
+    assert ids_of(read_batches(again)) == want[4:]
     between = source(t, batch_size=4, instance=1, parallelism=3)
-    between.seek({"file": 0, "path": "one.parquet", "row": 8})  # the end of a stripe
-    assert ids_of(read_batches(between)) == [16, 17, 18, 19, 26, 27]
+    between.seek({"file": 0, "path": "one.parquet", "row": 9})  # the end of a stripe
+    assert ids_of(read_batches(between)) == want[6:]
 
 
 # -- filesystem: a watched directory ---------------------------------------------------------

@@ -59,10 +59,12 @@ class FileSource(Source):
 
     With more instances than files, parquet files are shared: the instances that file i
     goes to (those with index mod the number of files equal to i) read it in parallel. The
-    file is cut into blocks of whole row groups, each at least a batch per sharer, and each
-    block into one stripe per sharer: an instance reads its stripe of every block. So the
+    file is cut into blocks of whole row groups (at least one group and a batch per sharer),
+    and each block into one stripe per sharer, at row-group boundaries (a block of fewer
+    groups than sharers is cut by rows): an instance reads its stripe of every block. So the
     instances move through the file (and its event time) side by side, rather than one
-    starting at the middle, and downstream operators hold less state for the one behind.
+    starting at the middle, and downstream operators hold less state for the one behind;
+    and cutting at group boundaries spares an instance decoding rows that are not its own.
     """
 
     bounded = True
@@ -75,8 +77,9 @@ class FileSource(Source):
         self.reader = READERS[fmt]
         self.fmt = fmt
         self.instance, self.parallelism = instance, parallelism
-        #: The stripes [first, end) of a shared file this instance reads, and the current one.
-        self._stripes: list[tuple[int, int]] | None = None
+        #: By file index: the stripes [first, end) of a shared file this instance reads (None:
+        #: the file is not shared), worked out once per file; and the stripe being read.
+        self._stripes: dict[int, list[tuple[int, int]] | None] = {}
         self._stripe: tuple[int, int] | None = None
         self.files: list[str] | None = None
         self._file = 0  # index into self.files of the file being read
@@ -107,9 +110,9 @@ class FileSource(Source):
             if self._file >= len(self.files) and not self._more():
                 return self._idle()
             if self._chunks is None:
-                self._stripes = self._shared_stripes(self._file)
-                self._stripe = self._enter_stripe()
-                if self._stripes is not None and self._stripe is None:
+                stripes = self._shared_stripes(self._file)
+                self._stripe = self._enter_stripe(stripes)
+                if stripes is not None and self._stripe is None:
                     self._file, self._inner = self._next_mine(self._file + 1), {}
                     continue  # no stripe left in this file
                 self._chunks = self.reader(self.files[self._file], self.spec, self._inner)
@@ -187,6 +190,11 @@ class FileSource(Source):
 
     def _shared_stripes(self, index: int) -> list[tuple[int, int]] | None:
         """This instance's stripes [first, end) of the rows of a shared file, or None."""
+        if index not in self._stripes:
+            self._stripes[index] = self._cut_stripes(index)
+        return self._stripes[index]
+
+    def _cut_stripes(self, index: int) -> list[tuple[int, int]] | None:
         assert self.files is not None
         if not self._shares():
             return None
@@ -202,15 +210,15 @@ class FileSource(Source):
                 stripes.append((cuts[share], cuts[share + 1]))
         return stripes
 
-    def _enter_stripe(self) -> tuple[int, int] | None:
-        """The stripe the next read falls in (a position between stripes goes to the next
-        one), with ``_inner`` set to start there; None when this instance's part of the
-        file is read (or the file is not shared).
+    def _enter_stripe(self, stripes: list[tuple[int, int]] | None) -> tuple[int, int] | None:
+        """The stripe of ``stripes`` the next read falls in (a position between stripes goes
+        to the next one), with ``_inner`` set to start there; None when this instance's part
+        of the file is read (or the file is not shared).
         """
-        if self._stripes is None:
+        if stripes is None:
             return None
         row = int(self._inner.get("row", 0))
-        for first, end in self._stripes:
+        for first, end in stripes:
             if end > row:
                 self._inner = {"row": max(row, first)}
                 return first, end

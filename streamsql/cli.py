@@ -20,7 +20,6 @@ from streamsql.errors import StreamSQLError
 from streamsql.output import figure_table, print_figures, print_table, row_lines
 from streamsql.parser import ast, parse_script
 from streamsql.physical.render import FORMATS
-from streamsql.plan.binder import Binder
 from streamsql.progress import JobProgress, progress_display
 from streamsql.runtime.job import JobResult
 from streamsql.runtime.metrics import instance_figures, operator_figures
@@ -335,7 +334,7 @@ def _no_output_hints(result: JobResult) -> list[str]:
 
 def _select(session: Session, stmt: ast.Query, out: Console, summarize) -> Output:
     """Print a SELECT's result: a table for a bounded query, rows as they come otherwise."""
-    planned = session.plan((Binder(session.catalog, session.settings).query(stmt),))
+    planned = session.plan_statement(stmt)
     schema = batch_schema(planned.roots[0])
     results = ResultBuffer(schema)
     if planned.bounded:  # the final result; an updating query's changes are applied
@@ -395,15 +394,9 @@ def explain(
     show = click.echo if output is None else texts.append
     graphs: list[JobGraph] = []
 
-    def graph_of(target: ast.Query | ast.StatementSet) -> JobGraph:
-        binder = Binder(session.catalog, session.settings)
-        if isinstance(target, ast.Query):
-            return session.plan((binder.query(target),)).graph
-        return session.plan(tuple(binder.insert(i) for i in ast.inserts_of(target))).graph
-
     def explained(target: ast.Query | ast.StatementSet, stmt: ast.Explain | None) -> None:
         if fmt != "text":
-            graphs.append(graph_of(target))
+            graphs.append(session.plan_statement(target).graph)
         else:
             stmt = stmt or ast.Explain(target, verbose=verbose)
             show(session.run_statement(stmt, script).message)

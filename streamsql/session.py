@@ -237,8 +237,7 @@ class Session:
             case ast.Query():
                 return Output(stmt, table=self._query(stmt))
             case ast.Insert() | ast.StatementSet():
-                binder = Binder(self.catalog, self.settings)
-                job = self.run_job(tuple(binder.insert(i) for i in ast.inserts_of(stmt)))
+                job = self.run_planned(self.plan_statement(stmt))
                 return Output(stmt, message=job.summary())
         raise PlanError(f"cannot run {type(stmt).__name__} statements", span=stmt.span)
 
@@ -269,8 +268,7 @@ class Session:
             stmt = parse_statement(sql)
             if not isinstance(stmt, ast.Query):
                 raise PlanError("sql() takes a SELECT", span=stmt.span)
-            root = Binder(self.catalog, self.settings).query(stmt)
-            return QueryHandle(self, self.plan((root,)), sql)
+            return QueryHandle(self, self.plan_statement(stmt), sql)
 
     def explain(
         self, sql: str, *, verbose: bool = False, analyze: bool = False, format: str = "text"
@@ -296,8 +294,7 @@ class Session:
             return self._explain(ast.Explain(target, verbose=verbose, analyze=analyze), format)
 
     def _query(self, stmt: ast.Query) -> pa.Table:
-        root = Binder(self.catalog, self.settings).query(stmt)
-        planned = self.plan((root,))
+        planned = self.plan_statement(stmt)
         if not planned.bounded:
             raise PlanError(
                 "this query reads an unbounded source and would never finish",
@@ -321,8 +318,12 @@ class Session:
         optimized = optimize(attach_late_sink(roots, self.catalog, self.settings), ctx)
         return Planned(roots, optimized, build_job_graph(optimized.roots))
 
-    def run_job(self, roots: tuple[PlanNode, ...]) -> JobResult:
-        return self.run_planned(self.plan(roots))
+    def plan_statement(self, stmt: ast.Query | ast.Insert | ast.StatementSet) -> Planned:
+        """Bind and plan a SELECT, or an INSERT or statement set as one job."""
+        binder = Binder(self.catalog, self.settings)
+        if isinstance(stmt, ast.Query):
+            return self.plan((binder.query(stmt),))
+        return self.plan(tuple(binder.insert(i) for i in ast.inserts_of(stmt)))
 
     def run_planned(
         self,
@@ -381,13 +382,7 @@ class Session:
     # -- introspection -----------------------------------------------------------------------
 
     def _explain(self, stmt: ast.Explain, format: str = "text") -> str:
-        binder = Binder(self.catalog, self.settings)
-        target = stmt.target
-        if isinstance(target, ast.Query):
-            roots: tuple[PlanNode, ...] = (binder.query(target),)
-        else:
-            roots = tuple(binder.insert(i) for i in ast.inserts_of(target))
-        planned = self.plan(roots)
+        planned = self.plan_statement(stmt.target)
         if format != "text":
             if stmt.analyze:
                 raise PlanError("EXPLAIN ANALYZE shows its figures as text only", span=stmt.span)
@@ -409,7 +404,7 @@ class Session:
             ]
         parts += ["", "== Dataflow ==", dataflow_text(planned.graph)]
         if stmt.verbose:
-            parts += ["", "== Bound Plan ==", explain_logical(roots)]
+            parts += ["", "== Bound Plan ==", explain_logical(planned.bound)]
             for rule, after in planned.optimized.trace:
                 parts += ["", f"== After {rule} ==", explain_logical(after, physical=True)]
         return "\n".join(parts)

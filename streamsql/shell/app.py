@@ -27,7 +27,7 @@ from streamsql.errors import StreamSQLError
 from streamsql.output import print_table
 from streamsql.parser import ast, parse_script
 from streamsql.progress import progress_display
-from streamsql.session import Session
+from streamsql.session import QueryHandle, Session
 from streamsql.shell.commands import Quit, run_command
 from streamsql.shell.completion import SqlCompleter
 from streamsql.shell.results import ResultOptions, show_query
@@ -93,7 +93,8 @@ class Shell:
     def _statement(self, sql: str) -> None:
         for stmt in parse_script(sql):
             if isinstance(stmt, ast.Query):
-                ended = show_query(self.console, self.session.sql(sql), self.options)
+                handle = QueryHandle(self.session, self.session.plan_statement(stmt), sql)
+                ended = show_query(self.console, handle, self.options)
                 if ended:
                     self.say(ended)
             elif isinstance(stmt, ast.Insert | ast.StatementSet):

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from streamsql.errors import ExecError
 from streamsql.plan.changelog import OP, signs
 
-__all__ = ["final_table", "last_per_key"]
+__all__ = ["apply_changes", "final_table", "last_per_key"]
 
 
 def final_table(
@@ -51,6 +51,22 @@ def final_table(
     counts = grouped.column("__w_sum").to_numpy(zero_copy_only=False)
     repeat = np.repeat(np.arange(grouped.num_rows), counts)
     return grouped.select(rows.column_names).take(pa.array(repeat))
+
+
+def apply_changes(rows: pa.Table, changes: pa.Table) -> pa.Table:
+    """The rows left in place once ``changes`` (a changelog, with ``_op``) apply to ``rows``
+    (a result so far: the changelog's columns but ``_op``). Keeping ``rows`` and folding
+    each new run of changes into them keeps a result current without its whole history.
+
+    >>> rows = pa.table({"k": ["a"], "n": [1]})
+    >>> more = pa.table({"k": ["a", "a"], "n": [1, 2], "_op": pa.array([1, 2], pa.int8())})
+    >>> apply_changes(rows, more).to_pylist()
+    [{'k': 'a', 'n': 2}]
+    """
+    field = changes.schema.field(OP)
+    inserts = pa.array(np.zeros(rows.num_rows, np.int8)).cast(field.type)
+    before = rows.add_column(changes.schema.get_field_index(OP), field, inserts)
+    return final_table(pa.concat_tables([before, changes]))
 
 
 def _as_table(

@@ -9,13 +9,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import numpy as np
 import pyarrow as pa
 from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
-from streamsql.changelog import final_table
+from streamsql.changelog import apply_changes
 from streamsql.output import MAX_ROWS, print_table, result_view, row_count, row_lines
 from streamsql.plan.changelog import OP
 from streamsql.session import QueryHandle
@@ -65,7 +64,7 @@ def _print_changelog(console: Console, batches: Iterator[pa.RecordBatch]) -> int
 
 class _Materialized:
     """The rows a changelog leaves in place so far, kept as an Arrow table: each refresh
-    applies the changes that came since (vectorized, by :func:`final_table`).
+    applies the changes that came since (vectorized, by :func:`apply_changes`).
     """
 
     def __init__(self, schema: pa.Schema) -> None:
@@ -87,16 +86,10 @@ class _Materialized:
             new = pa.Table.from_batches(self.pending, schema=self.schema)
             self.pending = []
             if self.updating:
-                self.rows = final_table(pa.concat_tables([self._as_inserts(), new]))
+                self.rows = apply_changes(self.rows, new)
             else:
                 self.rows = pa.concat_tables([self.rows, new])
         return self.rows
-
-    def _as_inserts(self) -> pa.Table:
-        """The rows so far as insertions, in the changelog's schema."""
-        field = self.schema.field(OP)
-        inserts = pa.array(np.zeros(self.rows.num_rows, np.int8)).cast(field.type)
-        return self.rows.add_column(self.schema.get_field_index(OP), field, inserts)
 
 
 def _live_table(

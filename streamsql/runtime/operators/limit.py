@@ -15,11 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
-from streamsql.changelog import final_table
-from streamsql.plan.changelog import OP, OP_TYPE
+from streamsql.changelog import apply_changes
 from streamsql.plan.limit import Limit
 from streamsql.runtime.operators.base import Operator
 from streamsql.runtime.snapshot import OperatorSnapshot
@@ -70,11 +68,8 @@ class LimitOperator(Operator):
         """Apply the kept changes to the rows: what is left stands for all of them."""
         if not self.changes:
             return
-        inserts = pa.array(np.zeros(self.rows.num_rows, np.int8), OP_TYPE)
-        before = self.rows.append_column(OP, inserts)
-        changes = pa.Table.from_batches(self.changes, schema=before.schema)
-        folded = final_table(pa.concat_tables([before, changes]))
-        self.rows = folded.cast(self.schema)
+        changes = pa.Table.from_batches(self.changes)
+        self.rows = apply_changes(self.rows, changes).cast(self.schema)
         self.changes, self.pending = [], 0
 
     def snapshot(self) -> OperatorSnapshot:

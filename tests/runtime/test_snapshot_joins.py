@@ -350,21 +350,33 @@ def timed_batch(schema: pa.Schema, items: list[tuple]) -> pa.RecordBatch:
     return pa.record_batch([*arrays, pa.array(times, pa.int64()).cast(TS)], schema=schema)
 
 
-@st.composite
-def timed_scripts(draw, schemas: tuple[pa.Schema, pa.Schema], span: int, step_ms: int):
-    """Batches of rows near the watermark on either input, watermarks between them."""
+def two_input_script(draw, batch, step_ms: int) -> tuple[list[tuple], int]:
+    """Steps on a two-input operator: batches (``batch(draw, input, watermark)`` makes
+    each) on either input with watermarks between them, then the end of input; and a cut
+    point among the steps.
+    """
     steps = []
     wm = 0
     for _ in range(draw(st.integers(1, 8))):
         index = draw(st.integers(0, 1))
-        item = st.tuples(st.sampled_from(KEYS), st.integers(0, 3), st.integers(0, span))
-        items = [(k, v, wm + t) for k, v, t in draw(st.lists(item, min_size=1, max_size=6))]
-        steps.append(("in", index, timed_batch(schemas[index], items)))
+        steps.append(("in", index, batch(draw, index, wm)))
         if draw(st.booleans()):
             wm += draw(st.integers(0, step_ms))
             steps.append(("wm", wm))
     steps.append(("wm", MAX_WATERMARK))
     return steps, draw(st.integers(0, len(steps)))
+
+
+@st.composite
+def timed_scripts(draw, schemas: tuple[pa.Schema, pa.Schema], span: int, step_ms: int):
+    """Batches of rows near the watermark on either input, watermarks between them."""
+
+    def batch(draw, index: int, wm: int) -> pa.RecordBatch:
+        item = st.tuples(st.sampled_from(KEYS), st.integers(0, 3), st.integers(0, span))
+        items = [(k, v, wm + t) for k, v, t in draw(st.lists(item, min_size=1, max_size=6))]
+        return timed_batch(schemas[index], items)
+
+    return two_input_script(draw, batch, step_ms)
 
 
 @PROPERTY
@@ -441,19 +453,15 @@ def window_batch(schema: pa.Schema, items: list[tuple]) -> pa.RecordBatch:
 
 @st.composite
 def window_scripts(draw):
-    steps = []
-    wm = 0
-    for _ in range(draw(st.integers(1, 8))):
-        index = draw(st.integers(0, 1))
+    """Batches of windowed rows on either input, watermarks between them."""
+
+    def batch(draw, index: int, wm: int) -> pa.RecordBatch:
         start = st.sampled_from([0, SIZE, 2 * SIZE, 3 * SIZE])
         item = st.tuples(start, st.sampled_from(KEYS), st.integers(0, 3))
         items = draw(st.lists(item, min_size=1, max_size=6))
-        steps.append(("in", index, window_batch((W_LEFT, W_RIGHT)[index], items)))
-        if draw(st.booleans()):
-            wm += draw(st.integers(0, SIZE))
-            steps.append(("wm", wm))
-    steps.append(("wm", MAX_WATERMARK))
-    return steps, draw(st.integers(0, len(steps)))
+        return window_batch((W_LEFT, W_RIGHT)[index], items)
+
+    return two_input_script(draw, batch, SIZE)
 
 
 @PROPERTY
@@ -522,26 +530,25 @@ def rate_batch(items: list[tuple]) -> pa.RecordBatch:
 
 @st.composite
 def temporal_scripts(draw):
-    steps = []
-    wm, ids = 0, 0
-    for _ in range(draw(st.integers(1, 8))):
-        t = st.integers(0, 3_000)
-        if draw(st.booleans()):
-            item = st.tuples(st.sampled_from(KEYS), t)
-            items = draw(st.lists(item, min_size=1, max_size=6))
+    """Orders (input 0, append-only, with unique ids) and rate changes (input 1, a
+    changelog) near the watermark, watermarks between them.
+    """
+    ids = 0
+    t = st.integers(0, 3_000)
+
+    def batch(draw, index: int, wm: int) -> pa.RecordBatch:
+        nonlocal ids
+        if index == 0:
+            items = draw(st.lists(st.tuples(st.sampled_from(KEYS), t), min_size=1, max_size=6))
             batch = order_batch([(ids + i, k, wm + d) for i, (k, d) in enumerate(items)])
             ids += len(items)
-            steps.append(("in", 0, batch))
-        else:
-            kind = st.sampled_from(["+I", "+U", "-U", "-D"])
-            item = st.tuples(kind, st.sampled_from(KEYS), st.integers(0, 9), t)
-            items = draw(st.lists(item, min_size=1, max_size=6))
-            steps.append(("in", 1, rate_batch([(o, k, r, wm + d) for o, k, r, d in items])))
-        if draw(st.booleans()):
-            wm += draw(st.integers(0, 1_500))
-            steps.append(("wm", wm))
-    steps.append(("wm", MAX_WATERMARK))
-    return steps, draw(st.integers(0, len(steps)))
+            return batch
+        kind = st.sampled_from(["+I", "+U", "-U", "-D"])
+        item = st.tuples(kind, st.sampled_from(KEYS), st.integers(0, 9), t)
+        items = draw(st.lists(item, min_size=1, max_size=6))
+        return rate_batch([(o, k, r, wm + d) for o, k, r, d in items])
+
+    return two_input_script(draw, batch, 1_500)
 
 
 @PROPERTY

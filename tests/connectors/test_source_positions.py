@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streamsql.connectors import datagen, memory
-from streamsql.connectors.base import Source
+from streamsql.connectors.base import Source, TableContext
 from tests.connectors.util import fs_table, read_batches, source, table
 
 SCHEMA = pa.schema([("id", pa.int64()), ("name", pa.string())])
@@ -48,6 +48,25 @@ def resumed(make: Callable[[], Source], stop: int, open_first: bool = False) -> 
     rest = read_batches(second)
     second.close()
     return head + rest
+
+
+def resumed_instances(
+    t: TableContext, batch_size: int, parallelism: int, stop: int, open_first: bool = False
+) -> list[int]:
+    """The ids every instance of ``t`` reads when it stops after ``stop`` reads and a new
+    source goes on from its position; each instance must read what it reads uninterrupted.
+    """
+    seen = []
+    for instance in range(parallelism):
+
+        def make(instance: int = instance) -> Source:
+            return source(t, batch_size=batch_size, instance=instance, parallelism=parallelism)
+
+        whole = ids_of(read_batches(make()))
+        got = ids_of(resumed(make, stop, open_first))
+        assert got == whole, (instance, stop)
+        seen += got
+    return seen
 
 
 # -- filesystem: csv, json, parquet ----------------------------------------------------------
@@ -106,17 +125,7 @@ def test_files_resume_exactly(
     root = tmp_path_factory.mktemp(fmt)
     ids = make_tree(root, fmt, sizes, noise if fmt != "parquet" else 0)
     t = fs_table(SCHEMA, root, fmt, **{"format.ignore-parse-errors": "true"})
-    seen = []
-    for instance in range(parallelism):
-
-        def make(instance: int = instance) -> Source:
-            return source(t, batch_size=batch_size, instance=instance, parallelism=parallelism)
-
-        whole = ids_of(read_batches(make()))
-        got = ids_of(resumed(make, stop, open_first))
-        assert got == whole, (instance, stop)
-        seen += got
-    assert sorted(seen) == ids
+    assert sorted(resumed_instances(t, batch_size, parallelism, stop, open_first)) == ids
 
 
 @SETTINGS
@@ -133,22 +142,12 @@ def test_shared_parquet_files_resume_exactly(
     batch_size: int,
     stop: int,
 ) -> None:
-    """More instances than parquet files: each instance reads a row range of its file."""
+    """More instances than parquet files: each instance reads its stripes of its file."""
     root = tmp_path_factory.mktemp("shared")
     ids = make_tree(root, "parquet", sizes, 0)
     parallelism = len(sizes) + extra
     t = fs_table(SCHEMA, root, "parquet", **{"scan.parallelism": str(parallelism)})
-    seen = []
-    for instance in range(parallelism):
-
-        def make(instance: int = instance) -> Source:
-            return source(t, batch_size=batch_size, instance=instance, parallelism=parallelism)
-
-        whole = ids_of(read_batches(make()))
-        got = ids_of(resumed(make, stop))
-        assert got == whole, (instance, stop)
-        seen += got
-    assert sorted(seen) == ids
+    assert sorted(resumed_instances(t, batch_size, parallelism, stop)) == ids
 
 
 def test_shared_parquet_position_is_a_row_inside_the_instances_stripes(tmp_path: Path) -> None:

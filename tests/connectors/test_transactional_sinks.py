@@ -60,6 +60,20 @@ def committing(
     return thread
 
 
+def close_and_commit_last(
+    sink: Sink, epoch: int, committers: list[threading.Thread], errors: list[BaseException]
+) -> None:
+    """End the input, wait for the commits still running (none may have failed), and
+    commit the last epoch's output, as the final checkpoint does.
+    """
+    sink.close()
+    final = sink.pre_commit(epoch)
+    for committer in committers:
+        committer.join()
+    assert errors == []
+    sink.commit(epoch, final)
+
+
 def crash(sink: Sink) -> None:
     """The process dies: the sink is neither flushed nor closed."""
     del sink
@@ -230,12 +244,7 @@ def test_files_commit_on_other_threads_while_writing(tmp_path: Path) -> None:
         for n in range(5):
             sink.write(ids(epoch * 100 + n * 3, 3))
         committers.append(committing(sink, epoch, sink.pre_commit(epoch), errors))
-    sink.close()
-    final = sink.pre_commit(30)
-    for committer in committers:
-        committer.join()
-    assert errors == []
-    sink.commit(30, final)
+    close_and_commit_last(sink, 30, committers, errors)
     want = sorted(e * 100 + i for e in range(1, 30) for i in range(15))
     assert visible(tmp_path, "csv") == want
     assert hidden(tmp_path) == []
@@ -435,12 +444,7 @@ def test_rows_commit_on_other_threads_while_writing(tmp_path: Path) -> None:
             batches.append(changes(("+U", k, f"{epoch}.{n}"), ("-D", (k + 3) % 10, "")))
             sink.write(batches[-1])
         committers.append(committing(sink, epoch, sink.pre_commit(epoch), errors))
-    sink.close()
-    final = sink.pre_commit(25)
-    for committer in committers:
-        committer.join()
-    assert errors == []
-    sink.commit(25, final)
+    close_and_commit_last(sink, 25, committers, errors)
     assert rows(t) == oracle(tmp_path, ("k",), batches)
     assert staged(tmp_path / "db") == 0
 

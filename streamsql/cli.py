@@ -17,7 +17,7 @@ from streamsql.changelog import final_table
 from streamsql.checkpoint.store import LOG_NAME
 from streamsql.checkpoint.store import opened as opened_store
 from streamsql.errors import StreamSQLError
-from streamsql.output import figure_table, print_figures, print_table, row_lines
+from streamsql.output import figure_table, print_figures, print_rows, print_table
 from streamsql.parser import ast, parse_script
 from streamsql.physical.render import FORMATS
 from streamsql.progress import JobProgress, progress_display
@@ -342,12 +342,7 @@ def _select(session: Session, stmt: ast.Query, out: Console, summarize) -> Outpu
         job = _run(session, planned, results, collected.append)
         print_table(out, final_table(pa.Table.from_batches(collected, schema=schema)))
     else:
-
-        def rows(batch: pa.RecordBatch) -> None:
-            for line in row_lines(batch):
-                out.print(line, markup=False, highlight=False)
-
-        job = _run(session, planned, results, rows)
+        job = _run(session, planned, results, lambda batch: print_rows(out, batch))
     summarize(job)
     return Output(stmt, message=job.summary())
 

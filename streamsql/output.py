@@ -78,6 +78,12 @@ def row_lines(batch: pa.RecordBatch) -> list[str]:
     return lines
 
 
+def print_rows(console: Console, batch: pa.RecordBatch) -> None:
+    """A batch of a continuous result as changelog lines, one per row."""
+    for line in row_lines(batch):
+        console.print(line, markup=False, highlight=False)
+
+
 # -- metrics ---------------------------------------------------------------------------------
 
 

@@ -15,7 +15,7 @@ from rich.live import Live
 from rich.text import Text
 
 from streamsql.changelog import apply_changes
-from streamsql.output import MAX_ROWS, print_table, result_view, row_count, row_lines
+from streamsql.output import MAX_ROWS, print_rows, print_table, result_view, row_count
 from streamsql.plan.changelog import OP
 from streamsql.session import QueryHandle
 
@@ -57,8 +57,7 @@ def _print_changelog(console: Console, batches: Iterator[pa.RecordBatch]) -> int
     changes = 0
     for batch in batches:
         changes += batch.num_rows
-        for line in row_lines(batch):
-            console.print(line, markup=False, highlight=False)
+        print_rows(console, batch)
     return changes
 
 

@@ -203,7 +203,9 @@ class CheckpointStore:
         size = sum(f[5] for f in files)
         text = json.dumps(manifest, sort_keys=True)
         checksum = _sha(text.encode() + "".join(f[6] for f in files).encode())
-        gone: list[int] = []
+        # read before the insert below; the cache changes only once the transaction is done
+        kept = [*self._retained(job), checkpoint_id] if kind != "savepoint" else []
+        gone, kept = kept[:-retain], kept[-retain:]
         with duck.transaction(self.con):
             if files:
                 duck.run_many(
@@ -226,18 +228,14 @@ class CheckpointStore:
                     checksum,
                 ],
             )
-            if kind != "savepoint":
-                ids = self._retained(job)
-                ids.append(checkpoint_id)
-                gone, ids[:] = ids[:-retain], ids[-retain:]
-                if gone:
-                    marks = ", ".join("?" * len(gone))
-                    duck.run(
-                        self.con, f"DELETE FROM streamsql_state WHERE checkpoint IN ({marks})", gone
-                    )
-                    duck.run(
-                        self.con, f"DELETE FROM streamsql_checkpoints WHERE id IN ({marks})", gone
-                    )
+            if gone:
+                marks = ", ".join("?" * len(gone))
+                duck.run(
+                    self.con, f"DELETE FROM streamsql_state WHERE checkpoint IN ({marks})", gone
+                )
+                duck.run(self.con, f"DELETE FROM streamsql_checkpoints WHERE id IN ({marks})", gone)
+        if kind != "savepoint":
+            self._ids[job] = kept
         for old in gone:
             shutil.rmtree(self._folder(old), ignore_errors=True)
         with open(os.path.join(self.directory, LOG_NAME), "a", encoding="utf-8") as log:

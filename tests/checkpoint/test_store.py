@@ -126,3 +126,17 @@ def test_an_unknown_checkpoint_names_those_there_are(tmp_path):
     with pytest.raises(CheckpointError, match="no checkpoint 7") as caught:
         store.read(7)
     assert caught.value.hint == "checkpoints there: 1"
+
+
+def test_a_reopened_store_keeps_as_many_as_retained(tmp_path):
+    """A restarted job goes on with the checkpoints of the run before: it keeps ``retain``
+    of them in all, its own first one counted once.
+    """
+    store = CheckpointStore(tmp_path)
+    write(store, 1)
+    store.close()
+    again = CheckpointStore(tmp_path)
+    write(again, 2)
+    assert [c.id for c in again.list("j-1")] == [1, 2]
+    write(again, 3, "final")
+    assert [(c.id, c.kind) for c in again.list("j-1")] == [(2, "checkpoint"), (3, "final")]

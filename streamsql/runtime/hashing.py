@@ -110,8 +110,10 @@ def _hash_column(col: pa.Array) -> np.ndarray:
             ints = col.view(pa.int64()) if t.bit_width == 64 else col.view(pa.int32())
             ints = ints.cast(pa.int64())
         else:
-            ints = col.cast(pa.int64())
-        values = pc.fill_null(ints, 0).to_numpy(zero_copy_only=False).view(np.uint64)
+            ints = col if t == pa.int64() else col.cast(pa.int64())
+        if ints.null_count:
+            ints = pc.fill_null(ints, 0)
+        values = ints.to_numpy(zero_copy_only=False).view(np.uint64)
     else:  # decimals, nested types: hash their canonical text
         values = _hash_bytes(col.cast(pa.string()))
     with np.errstate(over="ignore"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,11 +31,11 @@ class ReadSpec:
     counters: dict[str, int] = field(default_factory=lambda: {"parse_errors_skipped": 0})
     _con: duck.Connection | None = None
 
-    @property
+    @functools.cached_property
     def fields(self) -> list[pa.Field]:
         return [self.schema.field(c) for c in self.columns]
 
-    @property
+    @functools.cached_property
     def out_schema(self) -> pa.Schema:
         return pa.schema(self.fields)
 

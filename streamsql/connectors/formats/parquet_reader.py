@@ -68,6 +68,8 @@ def _conform(
     path: str, raw: pa.RecordBatch, casts: list[pa.DataType | None], spec: ReadSpec
 ) -> pa.RecordBatch:
     if not any(casts):
+        if raw.schema.equals(spec.out_schema, check_metadata=True):
+            return raw  # the file's columns as declared: nothing to rebuild
         return make_batch(raw.columns, spec.out_schema, raw.num_rows)
     columns = []
     for f, column, target in zip(spec.fields, raw.columns, casts, strict=True):

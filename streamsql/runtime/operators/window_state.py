@@ -182,6 +182,8 @@ class WindowState:
             self.pending.update(ends)
 
     def rows(self) -> int:
+        if not self.stored:  # nothing moved into DuckDB yet (or all of it taken): no query
+            return self.buffered
         return self.buffered + sum(self.state.row_count(t) for t in self.tables.values())
 
 

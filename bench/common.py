@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -40,12 +41,18 @@ def bids_file(rows: int, *, auctions: int = 10_000, rate_per_s: int = 10_000) ->
     return path
 
 
-def run_cli(script: str, *args: str) -> tuple[float, float]:
-    """Run ``streamsql run`` on ``script`` in a fresh process, as a user would.
-
-    Returns (wall seconds of the whole process, seconds of the job itself as the CLI's
-    summary line reports it).
+class CliRun(NamedTuple):
+    """One ``streamsql run``: wall seconds of the whole process, seconds of the job itself
+    and the cores it kept busy, as the CLI's summary line reports them.
     """
+
+    wall: float
+    job: float
+    cores: float
+
+
+def run_cli(script: str, *args: str) -> CliRun:
+    """Run ``streamsql run`` on ``script`` in a fresh process, as a user would."""
     path = DATA / "bench-query.sql"
     path.write_text(script)
     cmd = [sys.executable, "-m", "streamsql.cli", "run", str(path), *args]
@@ -54,10 +61,10 @@ def run_cli(script: str, *args: str) -> tuple[float, float]:
     wall = time.perf_counter() - began
     if proc.returncode != 0:
         raise SystemExit(f"streamsql run failed:\n{proc.stderr}")
-    match = re.search(r"([0-9.]+) s \(", proc.stderr)
+    match = re.search(r"([0-9.]+) s \([0-9,]+ rows/s, ([0-9.]+) cores busy\)", proc.stderr)
     if match is None:
         raise SystemExit(f"no job summary in the output:\n{proc.stderr}")
-    return wall, float(match.group(1))
+    return CliRun(wall, float(match.group(1)), float(match.group(2)))
 
 
 def duckdb_seconds(sql: str, views: dict[str, str] | None = None, repeat: int = 3) -> float:

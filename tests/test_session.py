@@ -74,6 +74,7 @@ def test_execute_returns_job_counters(session, tmp_path):
     ops = {c["operator"] for c in result.counters}
     assert {"Scan", "WindowAggregate", "Sink"} <= ops
     assert "job finished: 30 rows read" in str(result)
+    assert result.job.cpu_s > 0  # the process's CPU time while the job ran
 
 
 def test_show_describe_set(session):

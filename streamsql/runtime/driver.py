@@ -80,7 +80,7 @@ class Driver(Executor):
             self._abort()
             raise
         finally:
-            self.job.finished = time.perf_counter()
+            self.job.finish()
             self._release()
 
     # -- checkpoints ---------------------------------------------------------------------------

@@ -91,7 +91,7 @@ class Executor:
     def _open(self) -> None:
         # The job's time (rows/s) counts from here: planning and opening the checkpoint
         # store, once per run, come before.
-        self.job.started = time.perf_counter()
+        self.job.start()
         self._prepare_checkpoints()
         if self.job.late_rows is not None:
             self.job.late_rows.open()

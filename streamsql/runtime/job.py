@@ -77,6 +77,13 @@ class JobResult:
     late_sink: str | None = None
     #: Checkpoints taken and restored (None: the job ran without checkpoints).
     checkpoints: CheckpointStats | None = None
+    #: CPU time the process spent while the job ran (every thread's, and the caller's).
+    cpu_s: float = 0.0
+
+    @property
+    def cores(self) -> float:
+        """Cores kept busy on average: CPU time over elapsed time."""
+        return self.cpu_s / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
     def _sum(self, attr: str) -> int:
         return sum(getattr(m, attr) for m in self.operators)
@@ -138,7 +145,7 @@ class JobResult:
             parts.append(f"{self.parse_errors_skipped:,} malformed rows skipped")
         if self.events_dropped:
             parts.append(f"{self.events_dropped:,} events dropped (overload)")
-        parts.append(f"{self.elapsed_s:.2f} s ({rate:,.0f} rows/s)")
+        parts.append(f"{self.elapsed_s:.2f} s ({rate:,.0f} rows/s, {self.cores:.1f} cores busy)")
         text = "job finished: " + ", ".join(parts)
         if self.checkpoints is not None and self.checkpoints.summary():
             text += "\n" + self.checkpoints.summary()
@@ -194,6 +201,8 @@ class Job:
         self.routers: dict[Edge, Router] = {}
         self.started = time.perf_counter()
         self.finished: float | None = None
+        self.cpu_started = time.process_time()
+        self.cpu_finished: float | None = None
         self.late_rows = _late_row_writer(graph, name, stdout)
         #: Checkpoints: the coordinator (None: none are taken), the checkpoint to restore
         #: first (and whether with state: not at most once), operator ids, the stable id.
@@ -250,11 +259,19 @@ class Job:
             inst.scan = scan
         return inst
 
+    def start(self) -> None:
+        """The job's clocks (wall and the process's CPU time) start now."""
+        self.started, self.cpu_started = time.perf_counter(), time.process_time()
+
+    def finish(self) -> None:
+        self.finished, self.cpu_finished = time.perf_counter(), time.process_time()
+
     def all_instances(self) -> list[Instance]:
         return [i for t in self.graph.tasks for i in self.instances[t.id]]
 
     def result(self) -> JobResult:
         end = self.finished or time.perf_counter()
+        cpu_end = self.cpu_finished or time.process_time()
         sources: dict[str, dict[str, int]] = {}
         for inst in self.all_instances():
             if inst.reader is not None:
@@ -278,6 +295,7 @@ class Job:
             },
             late_sink=self.late_rows.table.name if self.late_rows else None,
             checkpoints=self.coordinator.stats if self.coordinator is not None else None,
+            cpu_s=cpu_end - self.cpu_started,
         )
 
 

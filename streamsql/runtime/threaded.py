@@ -115,7 +115,7 @@ class ThreadedDriver(Executor):
             self._abort()
             raise
         finally:
-            self.job.finished = time.perf_counter()
+            self.job.finish()
             self._release()
             for cursor in self.cursors:
                 cursor.close()

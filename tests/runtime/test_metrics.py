@@ -114,6 +114,12 @@ def test_job_result_helpers() -> None:
     assert op.as_dict()["operator"] == "Scan"
 
 
+def test_the_summary_says_how_many_cores_the_job_kept_busy() -> None:
+    result = JobResult("j", 2.0, [], {"t": {"rows_read": 10}}, cpu_s=3.0)
+    assert result.cores == 1.5
+    assert result.summary().endswith("2.00 s (5 rows/s, 1.5 cores busy)")
+
+
 # -- what the chain measures --------------------------------------------------------------
 
 

@@ -4,7 +4,9 @@ Options follow Flink's names: 'path', 'format', the format's own options ('csv.*
 'parquet.compression'), 'source.monitor-interval' (set: the directory is watched for new
 files and the table is unbounded, see fs_monitor), 'scan.parallelism',
 'sink.rolling-policy.file-size' and 'sink.rolling-policy.rollover-interval'.
-'format.ignore-parse-errors' (not in Flink) skips malformed rows whatever the format. As in
+'format.ignore-parse-errors' (not in Flink) skips malformed rows whatever the format, and
+'source.read-ahead' (not in Flink either: auto, true, false) decodes the next chunks on a
+thread of their own (see read_ahead). As in
 Flink, a table may carry both reading and writing options (it can be read and written); only
 the format's own options are accepted.
 """
@@ -18,7 +20,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from streamsql.connectors import fs_sink
+from streamsql.connectors import fs_sink, read_ahead
 from streamsql.connectors.base import (
     LOOKUP_CACHE_TTL,
     SCAN_PARALLELISM,
@@ -58,8 +60,17 @@ MONITOR_INTERVAL = Option(
     minimum=1,
     help="watch the directory: list it again this often and read new files (unbounded)",
 )
+READ_AHEAD = Option(
+    "source.read-ahead",
+    "choice",
+    "auto",
+    choices=("auto", "true", "false"),
+    help="decode the next chunks on a thread of their own while the job works on the "
+    "current one; auto: when the table is read by fewer instances than there are cores",
+)
 READING = (
     Option("format.ignore-parse-errors", "bool", False, help="skip malformed rows"),
+    READ_AHEAD,
     MONITOR_INTERVAL,
     SCAN_PARALLELISM,
     LOOKUP_CACHE_TTL,
@@ -148,6 +159,7 @@ class FilesystemConnector(Connector):
         ignore = opts["format.ignore-parse-errors"] or opts.get(f"{fmt}.ignore-parse-errors", False)
         batch_size = max(1, ctx.batch_size)
         spec = ReadSpec(table.schema, tuple(ctx.columns), opts, batch_size, bool(ignore))
+        spec.read_ahead = read_ahead.wanted(opts[READ_AHEAD.name], ctx.parallelism)
         interval = opts.get(MONITOR_INTERVAL.name)
         if interval is not None:
             return MonitoredFileSource(

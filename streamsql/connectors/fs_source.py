@@ -16,6 +16,7 @@ from streamsql.connectors.formats.common import Chunk, ReadSpec
 from streamsql.connectors.formats.csv_reader import read_csv_chunks
 from streamsql.connectors.formats.json_reader import read_json_chunks
 from streamsql.connectors.formats.parquet_reader import read_parquet_chunks
+from streamsql.connectors.read_ahead import ReadAhead
 from streamsql.errors import ConfigError
 
 ChunkReader = Callable[[str, ReadSpec, Mapping[str, int]], Iterator[Chunk]]
@@ -115,7 +116,8 @@ class FileSource(Source):
                 if stripes is not None and self._stripe is None:
                     self._file, self._inner = self._next_mine(self._file + 1), {}
                     continue  # no stripe left in this file
-                self._chunks = self.reader(self.files[self._file], self.spec, self._inner)
+                chunks = self.reader(self.files[self._file], self.spec, self._inner)
+                self._chunks = ReadAhead(chunks) if self.spec.read_ahead else chunks
             nxt = self._clip(next(self._chunks, None))
             if nxt is not None:
                 self._chunk, self._taken = nxt, 0

@@ -111,6 +111,7 @@ def make_tree(root: Path, fmt: str, sizes: list[int], noise: int) -> list[int]:
     noise=st.integers(0, 3),
     stop=st.integers(0, 30),
     open_first=st.booleans(),
+    read_ahead=st.sampled_from(["true", "false"]),
 )
 def test_files_resume_exactly(
     tmp_path_factory: pytest.TempPathFactory,
@@ -121,10 +122,12 @@ def test_files_resume_exactly(
     noise: int,
     stop: int,
     open_first: bool,
+    read_ahead: str,
 ) -> None:
     root = tmp_path_factory.mktemp(fmt)
     ids = make_tree(root, fmt, sizes, noise if fmt != "parquet" else 0)
-    t = fs_table(SCHEMA, root, fmt, **{"format.ignore-parse-errors": "true"})
+    options = {"format.ignore-parse-errors": "true", "source.read-ahead": read_ahead}
+    t = fs_table(SCHEMA, root, fmt, **options)
     assert sorted(resumed_instances(t, batch_size, parallelism, stop, open_first)) == ids
 
 
@@ -134,6 +137,7 @@ def test_files_resume_exactly(
     extra=st.integers(1, 4),
     batch_size=st.integers(1, 9),
     stop=st.integers(0, 12),
+    read_ahead=st.sampled_from(["true", "false"]),
 )
 def test_shared_parquet_files_resume_exactly(
     tmp_path_factory: pytest.TempPathFactory,
@@ -141,12 +145,14 @@ def test_shared_parquet_files_resume_exactly(
     extra: int,
     batch_size: int,
     stop: int,
+    read_ahead: str,
 ) -> None:
     """More instances than parquet files: each instance reads its stripes of its file."""
     root = tmp_path_factory.mktemp("shared")
     ids = make_tree(root, "parquet", sizes, 0)
     parallelism = len(sizes) + extra
-    t = fs_table(SCHEMA, root, "parquet", **{"scan.parallelism": str(parallelism)})
+    options = {"scan.parallelism": str(parallelism), "source.read-ahead": read_ahead}
+    t = fs_table(SCHEMA, root, "parquet", **options)
     assert sorted(resumed_instances(t, batch_size, parallelism, stop)) == ids
 
 

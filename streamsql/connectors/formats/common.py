@@ -28,6 +28,8 @@ class ReadSpec:
     #: Whether a reader may decode on pyarrow's thread pool (parquet): a scan of several
     #: instances already decodes on one thread each, and sharing the pool only adds waits.
     threads: bool = True
+    #: Whether to decode the next chunks on a thread of their own (``read_ahead``).
+    read_ahead: bool = False
     counters: dict[str, int] = field(default_factory=lambda: {"parse_errors_skipped": 0})
     _con: duck.Connection | None = None
 

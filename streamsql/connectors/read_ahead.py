@@ -92,9 +92,6 @@ class ReadAhead(Generic[T]):
                 self._queue.get(timeout=0.01)
         self._thread.join()
 
-    def __del__(self) -> None:
-        self._stop.set()  # dropped unclosed: the thread ends by itself
-
 
 #: How often a thread waiting to hand over an item looks whether it should stop.
 WAKE_S = 0.1

@@ -199,9 +199,8 @@ class Job:
         self.results = results
         self.instances: dict[int, list[Instance]] = {}
         self.routers: dict[Edge, Router] = {}
-        self.started = time.perf_counter()
+        self.start()
         self.finished: float | None = None
-        self.cpu_started = time.process_time()
         self.cpu_finished: float | None = None
         self.late_rows = _late_row_writer(graph, name, stdout)
         #: Checkpoints: the coordinator (None: none are taken), the checkpoint to restore
